@@ -1,0 +1,108 @@
+"""Signed JWTs for the registry's token protocol (access and refresh tokens).
+
+The signing key is an ECDSA P-256 key kept in the data directory. Verified
+tokens are remembered until they expire, so a request costs one dictionary
+lookup, not a signature check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ALGORITHM = "ES256"
+ISSUER = "dockyard"
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{path} is not an EC private key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return key
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class TokenService:
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        *,
+        access_lifetime: int = 4500,
+        refresh_lifetime: int = 10800,
+        cache_size: int = 50_000,
+    ) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.access_lifetime = access_lifetime
+        self.refresh_lifetime = refresh_lifetime
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _issue(self, claims: dict[str, Any], lifetime: int) -> str:
+        now = int(time.time())
+        body = {
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + lifetime,
+            "iss": ISSUER,
+            "version": "1.0",
+            **claims,
+        }
+        return jwt.encode(body, self._key, algorithm=ALGORITHM)
+
+    def issue_access(self, subject: str, audience: str, access: list[dict[str, Any]]) -> str:
+        return self._issue(
+            {"sub": subject, "aud": audience, "access": access, "grant_type": "access_token"}, self.access_lifetime
+        )
+
+    def issue_refresh(self, subject: str, audience: str) -> str:
+        return self._issue({"sub": subject, "aud": audience, "grant_type": "refresh_token"}, self.refresh_lifetime)
+
+    def verify(self, token: str, audience: str, grant_type: str = "access_token") -> dict[str, Any]:
+        key = f"{audience}\0{token}"
+        claims = self._cache.get(key)
+        now = time.time()
+        if claims is None:
+            try:
+                claims = jwt.decode(
+                    token,
+                    self._public,
+                    algorithms=[ALGORITHM],
+                    audience=audience,
+                    issuer=ISSUER,
+                    options={"require": ["exp", "iat", "nbf", "sub", "aud", "iss"]},
+                    leeway=5,
+                )
+            except jwt.PyJWTError as exc:
+                raise InvalidToken(str(exc)) from None
+            self._cache[key] = claims
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        elif claims["exp"] + 5 < now:
+            self._cache.pop(key, None)
+            raise InvalidToken("token has expired")
+        if claims.get("grant_type") != grant_type:
+            raise InvalidToken(f"not an {grant_type}")
+        return claims

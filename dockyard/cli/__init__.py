@@ -1,0 +1,43 @@
+"""The ``dockyard`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Dockyard: a self-hosted container registry.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _root() -> None:
+    """Dockyard: a self-hosted container registry."""
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Folder for the database, blobs and keys.")] = None,
+    listen: Annotated[Optional[str], typer.Option("--listen", help="HOST:PORT to listen on.")] = None,
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Registries answer at <name>.<domain>.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML settings file.")] = None,
+    database_url: Annotated[Optional[str], typer.Option("--database-url", help="Metadata database URL.")] = None,
+    storage_url: Annotated[Optional[str], typer.Option("--storage-url", help="Blob storage URL.")] = None,
+) -> None:
+    """Run the registry on the embedded defaults (SQLite + filesystem) or as configured."""
+    from dockyard import config as settings_module
+    from dockyard import server
+
+    try:
+        settings = settings_module.load(
+            config, data_dir=data_dir, listen=listen, domain=domain, database_url=database_url, storage_url=storage_url
+        )
+        settings.port  # noqa: B018 - validates --listen
+    except (ValueError, OSError, IndexError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    server.main(settings)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,83 @@
+"""Settings: defaults, then a YAML file, then ``DOCKYARD_*`` environment variables, then flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("./dockyard-data")
+    listen: str = "127.0.0.1:5000"
+    domain: str = "localhost"
+    default_registry: str = "dockyard"
+    database_url: str = ""  # default: sqlite:///<data_dir>/metadata.db
+    storage_url: str = ""  # default: file://<data_dir>/blobs
+    owner_password: str = ""
+    access_token_seconds: int = 4500
+    refresh_token_seconds: int = 10800
+    max_manifest_bytes: int = 4 << 20
+    max_page_size: int = 1000
+    upload_expiry_hours: int = 24
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> "Settings":
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        return dataclasses.replace(
+            self,
+            data_dir=data_dir,
+            database_url=self.database_url or f"sqlite:///{data_dir / 'metadata.db'}",
+            storage_url=self.storage_url or f"file://{data_dir / 'blobs'}",
+        )
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+ENV_PREFIX = "DOCKYARD_"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "int":
+        return int(raw)
+    if kind == "Path":
+        return Path(str(raw))
+    return str(raw)
+
+
+def load(config_file: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None, **flags) -> Settings:
+    """Build settings from every source; unknown keys in the file are an error, not a silent no-op."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    names = {f.name for f in fields(Settings)} - {"extra"}
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        document = yaml.safe_load(Path(config_file).read_text()) or {}
+        if not isinstance(document, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings")
+        for key, raw in document.items():
+            name = str(key).replace("-", "_")
+            if name not in names:
+                raise ValueError(f"{config_file}: unknown setting {key!r}")
+            values[name] = _coerce(name, raw)
+    for name in names:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw)
+    for name, raw in flags.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    return Settings(**values).resolved()

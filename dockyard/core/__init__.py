@@ -1,0 +1,1 @@
+"""The registry's vocabulary: digests, names, media types, manifests and errors. No I/O."""

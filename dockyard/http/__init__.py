@@ -1,0 +1,1 @@
+"""HTTP adapters: parse, authorize, call a service, render. No registry rules live here."""

@@ -1,0 +1,78 @@
+"""The aiohttp application: routes, middlewares and the headers every answer carries."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from dockyard.core.errors import RegistryError, Unsupported
+from dockyard.http import blobs, listings, manifests, oauth, uploads
+from dockyard.http.context import SERVICES, services_of
+from dockyard.http.errors import NotFound, internal_error, render
+from dockyard.http.identity import Challenge, require_signed_in
+
+log = logging.getLogger("dockyard.http")
+
+NAME = r"{name:[^/]+(?:/[^/]+)*}"
+
+
+async def api_version(request: web.Request) -> web.Response:
+    await require_signed_in(request)
+    return web.json_response({})
+
+
+@web.middleware
+async def route_registry(request: web.Request, handler):
+    request["dockyard.registry"] = await services_of(request).registries.for_host(request.host)
+    return await handler(request)
+
+
+@web.middleware
+async def render_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except Challenge as error:
+        return render(error, {"WWW-Authenticate": error.header(request)})
+    except RegistryError as error:
+        return render(error)
+    except web.HTTPNotFound:
+        return render(NotFound(f"no endpoint at {request.path[:200]}"))
+    except web.HTTPMethodNotAllowed:
+        return render(Unsupported(f"{request.method} is not allowed on {request.path[:200]}"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path[:200])
+        return internal_error()
+
+
+async def _api_version_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+
+
+def create_app(services) -> web.Application:
+    app = web.Application(middlewares=[render_errors, route_registry], client_max_size=1 << 20)
+    app[SERVICES] = services
+    app.on_response_prepare.append(_api_version_header)
+    r = app.router
+    r.add_get("/v2/", api_version)
+    r.add_get("/v2", api_version)
+    r.add_get("/v2/_catalog", listings.catalog)
+    r.add_get(f"/v2/{NAME}/tags/list", listings.tags_list)
+    r.add_get(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers)
+    r.add_route("GET", f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
+    r.add_put(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest)
+    r.add_delete(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest)
+    for path in (f"/v2/{NAME}/blobs/uploads/", f"/v2/{NAME}/blobs/uploads"):
+        r.add_post(path, uploads.start_upload)
+    session = f"/v2/{NAME}/blobs/uploads/{{uuid}}"
+    r.add_get(session, uploads.upload_status)
+    r.add_patch(session, uploads.patch_upload)
+    r.add_put(session, uploads.put_upload)
+    r.add_delete(session, uploads.cancel_upload)
+    r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)
+    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
+    r.add_get("/oauth2/token", oauth.get_token)
+    r.add_post("/oauth2/token", oauth.post_token)
+    return app

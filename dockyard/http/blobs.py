@@ -1,0 +1,118 @@
+"""GET, HEAD and DELETE of blobs. Bodies leave by sendfile where the store has a file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from dockyard.core.digests import Digest
+from dockyard.core.errors import BlobUnknown
+from dockyard.http.context import actor_of, registry_of, repository_of, services_of
+from dockyard.http.identity import require
+
+CACHE_CONTROL = "max-age=31536000"
+
+
+class _SendfileResponse(web.StreamResponse):
+    """A slice of an already opened file, sent with the kernel's sendfile."""
+
+    def __init__(self, handle, offset: int, count: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._handle, self._offset, self._count = handle, offset, count
+        self.content_length = count
+
+    async def prepare(self, request):
+        try:
+            writer = await super().prepare(request)
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("connection lost")
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.sendfile(transport, self._handle, self._offset, self._count)
+            except NotImplementedError:  # a transport without sendfile (TLS): copy in chunks
+                await self._copy(writer)
+            await super().write_eof()
+            return writer
+        finally:
+            self._handle.close()
+
+    async def _copy(self, writer) -> None:
+        remaining, offset = self._count, self._offset
+        while remaining:
+            chunk = await asyncio.to_thread(os.pread, self._handle.fileno(), min(remaining, 1 << 20), offset)
+            if not chunk:
+                break
+            await writer.write(chunk)
+            remaining -= len(chunk)
+            offset += len(chunk)
+
+
+def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(start, count) for a single satisfiable Range; None for no (or an ignorable) Range."""
+    if "Range" not in request.headers:
+        return None
+    try:
+        requested = request.http_range
+    except ValueError:
+        return None  # malformed or multiple ranges: answer with the whole blob
+    start, stop = requested.start, requested.stop
+    if start is None and stop is None:
+        return None
+    if start is None:  # suffix range: the last `stop` bytes
+        start, stop = max(size - stop, 0), size
+    elif start < 0:
+        start, stop = max(size + start, 0), size
+    stop = size if stop is None else min(stop, size)
+    if start >= size or stop <= start:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, stop - start
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    services = services_of(request)
+    repository = repository_of(request)
+    await require(request, "repository", repository, "pull")
+    digest = Digest.parse(request.match_info["digest"])
+    info = await services.blobs.stat(registry_of(request).id, repository, digest)
+    headers = {
+        "Docker-Content-Digest": info.digest,
+        "ETag": f'"{info.digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": CACHE_CONTROL,
+        "Content-Type": "application/octet-stream",
+    }
+    if info.digest in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    span = _byte_range(request, info.size)
+    status, (offset, count) = (206, span) if span else (200, (0, info.size))
+    if span:
+        headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{info.size}"
+    if request.method == "HEAD" or count == 0:
+        headers["Content-Length"] = str(count)
+        return web.Response(status=status, headers=headers)
+    path = services.blobs.local_path(info.digest)
+    if path is not None:
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} is missing from storage") from None
+        return _SendfileResponse(handle, offset, count, status=status, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = count
+    await response.prepare(request)
+    async for chunk in services.blobs.read(info.digest, offset, count):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    services = services_of(request)
+    repository = repository_of(request)
+    await require(request, "repository", repository, "delete")
+    digest = Digest.parse(request.match_info["digest"])
+    await services.blobs.delete(registry_of(request).id, repository, digest, actor_of(request))
+    return web.Response(status=202, headers={"Content-Length": "0"})

@@ -1,0 +1,36 @@
+"""Where handlers find the services and the registry a request was routed to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from dockyard.core.names import check_repository
+
+if TYPE_CHECKING:
+    from dockyard.server import Services
+    from dockyard.services.registries import Registry
+
+SERVICES: web.AppKey["Services"] = web.AppKey("services")
+
+
+def services_of(request: web.Request) -> "Services":
+    return request.app[SERVICES]
+
+
+def registry_of(request: web.Request) -> "Registry":
+    return request["dockyard.registry"]
+
+
+def repository_of(request: web.Request) -> str:
+    return check_repository(request.match_info["name"])
+
+
+def base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def actor_of(request: web.Request) -> str | None:
+    identity = request.get("dockyard.identity")
+    return identity.principal.name if identity is not None else None

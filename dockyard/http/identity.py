@@ -1,0 +1,112 @@
+"""Who sent a request (Bearer token, Basic credentials, or nobody) and whether they may do an action."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dockyard.auth.principals import ANONYMOUS, Principal
+from dockyard.auth.scopes import Scope, allows
+from dockyard.auth.tokens import InvalidToken
+from dockyard.core.errors import Denied, Unauthorized
+from dockyard.http.context import registry_of, services_of
+
+# What a client must ask for when challenged for an action.
+CHALLENGE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete", "*": "*"}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    principal: Principal
+    via: str  # "bearer", "basic" or "anonymous"
+    access: tuple[dict, ...] = ()  # the token's grants, for bearer
+
+
+class Challenge(Unauthorized):
+    """401 with a Bearer challenge that tells the client where to get a token."""
+
+    def __init__(self, message: str, scope: str | None = None, error: str | None = None, detail=None) -> None:
+        super().__init__(message, detail)
+        self.scope = scope
+        self.error = error
+
+    def header(self, request: web.Request) -> str:
+        registry = registry_of(request)
+        parts = [f'realm="{request.scheme}://{request.host}/oauth2/token"', f'service="{registry.login_server}"']
+        if self.scope:
+            parts.append(f'scope="{self.scope}"')
+        if self.error:
+            parts.append(f'error="{self.error}"')
+        return "Bearer " + ",".join(parts)
+
+
+def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ("", "")
+    return (username, password) if sep else ("", "")
+
+
+async def identify(request: web.Request) -> Identity:
+    cached = request.get("dockyard.identity")
+    if cached is not None:
+        return cached
+    services = services_of(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        try:
+            claims = services.tokens.verify(value.strip(), registry_of(request).login_server)
+        except InvalidToken:
+            raise Challenge("the access token is invalid or expired", error="invalid_token") from None
+        identity = Identity(Principal(-1, claims["sub"], "token"), "bearer", tuple(claims.get("access") or ()))
+    elif scheme.lower() == "basic":
+        username, password = basic_credentials(request) or ("", "")
+        principal = await services.principals.authenticate(username, password)
+        if principal is None:
+            raise Challenge("invalid username or password")
+        identity = Identity(principal, "basic")
+    else:
+        identity = Identity(ANONYMOUS, "anonymous")
+    request["dockyard.identity"] = identity
+    return identity
+
+
+async def may(request: web.Request, kind: str, name: str, action: str) -> bool:
+    identity = await identify(request)
+    if identity.via == "bearer":
+        return any(
+            entry.get("type") == kind and entry.get("name") == name and allows(entry.get("actions") or (), action)
+            for entry in identity.access
+        )
+    services = services_of(request)
+    granted = await services.authorizer.permitted(identity.principal, registry_of(request), Scope(kind, name, (action,)))
+    return allows(granted, action)
+
+
+async def require(request: web.Request, kind: str, name: str, action: str) -> Identity:
+    """Let the request through if it may do ``action`` on ``kind:name``; else 401 or 403."""
+    identity = await identify(request)
+    if await may(request, kind, name, action):
+        return identity
+    scope = f"{kind}:{name}:{CHALLENGE_ACTIONS.get(action, action)}"
+    detail = [{"Type": kind, "Name": name, "Action": action}]
+    if identity.via == "basic":
+        raise Denied("requested access to the resource is denied", detail=detail)
+    error = "insufficient_scope" if identity.via == "bearer" else None
+    raise Challenge("authentication required", scope=scope, error=error, detail=detail)
+
+
+async def require_signed_in(request: web.Request) -> Identity:
+    identity = await identify(request)
+    if identity.via == "anonymous":
+        raise Challenge("authentication required")
+    return identity

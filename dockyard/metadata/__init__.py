@@ -1,0 +1,1 @@
+"""Metadata: the database schema, connections and migrations."""

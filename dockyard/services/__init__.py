@@ -1,0 +1,1 @@
+"""The registry's rules. Services talk to ports (database, blob store), never to HTTP."""

@@ -1,0 +1,115 @@
+"""Blobs as a repository sees them: linked, mounted, read and unlinked."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core.digests import Digest
+from dockyard.core.errors import BlobUnknown
+from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.schema import blobs, repositories, repository_blobs
+from dockyard.services import events, repositories as repos
+from dockyard.storage import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: str
+    size: int
+
+
+class BlobService:
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+
+    async def stat(self, registry_id: int, repository: str, digest: Digest) -> BlobInfo:
+        query = (
+            sa.select(blobs.c.size)
+            .select_from(
+                repository_blobs.join(repositories, repositories.c.id == repository_blobs.c.repository_id).join(
+                    blobs, blobs.c.digest == repository_blobs.c.digest
+                )
+            )
+            .where(
+                repositories.c.registry_id == registry_id,
+                repositories.c.name == repository,
+                repository_blobs.c.digest == str(digest),
+            )
+        )
+        async with self.db.read() as conn:
+            size = (await conn.execute(query)).scalar()
+        if size is None:
+            raise BlobUnknown(f"blob {digest} is not known in repository {repository!r}", detail={"digest": str(digest)})
+        return BlobInfo(str(digest), size)
+
+    def local_path(self, digest: str) -> Path | None:
+        return self.store.local_path(digest)
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None):
+        return self.store.read_blob(digest, offset, length)
+
+    async def link(self, conn: AsyncConnection, registry_id: int, repository: str, digest: str, size: int) -> None:
+        """Record a stored blob and make it visible in a repository (inside the caller's transaction)."""
+        now = utcnow()
+        await conn.execute(
+            self.db.insert(blobs).values(digest=digest, size=size, created_at=now).on_conflict_do_nothing()
+        )
+        repository_id = await repos.ensure(self.db, conn, registry_id, repository)
+        await conn.execute(
+            self.db.insert(repository_blobs)
+            .values(repository_id=repository_id, digest=digest, created_at=now)
+            .on_conflict_do_nothing()
+        )
+
+    async def mount(
+        self,
+        registry_id: int,
+        repository: str,
+        digest: Digest,
+        source: str | None,
+        can_read: Callable[[str], Awaitable[bool]],
+    ) -> BlobInfo | None:
+        """Link a blob that another repository of the same registry holds; None if it can't be."""
+        query = (
+            sa.select(repositories.c.name, blobs.c.size)
+            .select_from(
+                repository_blobs.join(repositories, repositories.c.id == repository_blobs.c.repository_id).join(
+                    blobs, blobs.c.digest == repository_blobs.c.digest
+                )
+            )
+            .where(repositories.c.registry_id == registry_id, repository_blobs.c.digest == str(digest))
+        )
+        query = query.where(repositories.c.name == source) if source else query.limit(100)
+        async with self.db.read() as conn:
+            holders = (await conn.execute(query)).all()
+        for holder in holders:
+            if holder.name == repository or await can_read(holder.name):
+                async with self.db.write() as conn:
+                    await self.link(conn, registry_id, repository, str(digest), holder.size)
+                return BlobInfo(str(digest), holder.size)
+        return None
+
+    async def delete(self, registry_id: int, repository: str, digest: Digest, actor: str | None = None) -> None:
+        async with self.db.write() as conn:
+            repository_id = await repos.require(conn, registry_id, repository)
+            result = await conn.execute(
+                sa.delete(repository_blobs).where(
+                    repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == str(digest)
+                )
+            )
+            if result.rowcount == 0:
+                raise BlobUnknown(f"blob {digest} is not known in repository {repository!r}", detail={"digest": str(digest)})
+            await events.record(
+                conn,
+                registry_id=registry_id,
+                action=events.BLOB_DELETE,
+                repository=repository,
+                digest=str(digest),
+                actor=actor,
+            )

@@ -1,0 +1,66 @@
+"""The blob store port every driver implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+
+class UploadWriter(abc.ABC):
+    """Appends to one partial upload. ``close`` makes what was written durable."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Stop writing; bytes past the last durable size may be lost."""
+
+
+class BlobStore(abc.ABC):
+    # -- uploads -----------------------------------------------------------
+    @abc.abstractmethod
+    async def create_upload(self, upload_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
+        """Write from ``offset``, discarding anything stored beyond it."""
+
+    @abc.abstractmethod
+    def read_upload(self, upload_id: str, length: int) -> AsyncIterator[bytes]:
+        """The first ``length`` bytes of a partial upload."""
+
+    @abc.abstractmethod
+    async def commit_upload(self, upload_id: str, digest: str, length: int) -> None:
+        """Make the first ``length`` bytes of an upload the blob ``digest``, durably and atomically.
+
+        The caller has verified the digest. Committing a digest that already
+        exists keeps the existing blob.
+        """
+
+    @abc.abstractmethod
+    async def delete_upload(self, upload_id: str) -> None: ...
+
+    # -- blobs -------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_blob(self, digest: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def blob_size(self, digest: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def read_blob(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
+
+    @abc.abstractmethod
+    async def delete_blob(self, digest: str) -> None: ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """A file holding the blob, where the driver has one (lets the server use sendfile)."""
+        return None
+
+    async def close(self) -> None:
+        return None
