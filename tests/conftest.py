@@ -1,0 +1,89 @@
+"""Fixtures shared by the in-process tests: a real Dockyard app on a temporary data dir."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from dockyard.config import load
+from dockyard.http.app import create_app
+from dockyard.server import open_services
+
+OWNER_PASSWORD = "correct horse battery staple"
+
+
+def basic(username: str = "owner", password: str = OWNER_PASSWORD) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load(environ={}, data_dir=tmp_path / "data", owner_password=OWNER_PASSWORD)
+
+
+@pytest.fixture
+async def services(settings):
+    services, _ = await open_services(settings)
+    yield services
+    await services.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, services):
+    """An HTTP client for the app, signed in as the owner with Basic credentials."""
+    return await aiohttp_client(create_app(services), headers=basic())
+
+
+@pytest.fixture
+async def anonymous(aiohttp_client, services):
+    return await aiohttp_client(create_app(services))
+
+
+class Pusher:
+    """Small helpers to put content in a repository through the HTTP API."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    async def blob(self, repository: str, data: bytes) -> dict:
+        digest = sha256(data)
+        response = await self.client.post(f"/v2/{repository}/blobs/uploads/?digest={digest}", data=data)
+        assert response.status == 201, await response.text()
+        return {"mediaType": "application/octet-stream", "digest": digest, "size": len(data)}
+
+    async def image(self, repository: str, tag: str | None = "latest", layers: int = 1, **extra) -> tuple[str, bytes]:
+        config = await self.blob(repository, json.dumps({"architecture": "amd64", "os": "linux", "n": tag}).encode())
+        config["mediaType"] = "application/vnd.oci.image.config.v1+json"
+        descriptors = []
+        for i in range(layers):
+            layer = await self.blob(repository, f"layer {i} of {repository}:{tag}".encode())
+            layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+            descriptors.append(layer)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": descriptors,
+            **extra,
+        }
+        body = json.dumps(manifest).encode()
+        reference = tag or sha256(body)
+        response = await self.client.put(
+            f"/v2/{repository}/manifests/{reference}",
+            data=body,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert response.status == 201, await response.text()
+        return response.headers["Docker-Content-Digest"], body
+
+
+@pytest.fixture
+def push(client) -> Pusher:
+    return Pusher(client)

@@ -1,0 +1,102 @@
+"""Upload sessions at the service level: resuming, racing, and what a failure leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from dockyard.core.digests import Digest
+from dockyard.core.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable
+from dockyard.services.blobs import BlobService
+from dockyard.services.uploads import UploadService
+
+
+async def body(*pieces: bytes):
+    for piece in pieces:
+        yield piece
+
+
+def digest_of(data: bytes) -> Digest:
+    return Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+async def test_upload_resumes_in_a_new_process_by_rehashing(services):
+    registry = await services.registries.default()
+    upload = await services.uploads.start(registry.id, "app", "sha256")
+    upload = await services.uploads.append(upload, body(b"first half, "), start=0)
+    # A new service instance has no hash state in memory, as after a restart.
+    fresh = UploadService(services.db, services.store, BlobService(services.db, services.store))
+    upload = await fresh.get(registry.id, "app", upload.id)
+    assert upload.size == 12
+    upload = await fresh.append(upload, body(b"second half"), start=12)
+    info = await fresh.complete(upload, digest_of(b"first half, second half"))
+    assert info.size == 23
+    assert (await services.blobs.stat(registry.id, "app", digest_of(b"first half, second half"))).size == 23
+
+
+async def test_out_of_order_chunk_is_refused_and_changes_nothing(services):
+    registry = await services.registries.default()
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(b"abc"), start=0)
+    with pytest.raises(RangeNotSatisfiable):
+        await services.uploads.append(upload, body(b"zzz"), start=10)
+    assert (await services.uploads.get(registry.id, "app", upload.id)).size == 3
+
+
+async def test_wrong_digest_leaves_upload_open_and_blob_invisible(services):
+    registry = await services.registries.default()
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(b"data"))
+    with pytest.raises(DigestInvalid):
+        await services.uploads.complete(upload, digest_of(b"other"))
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(registry.id, "app", digest_of(b"other"))
+    info = await services.uploads.complete(upload, digest_of(b"data"))
+    assert info.size == 4
+
+
+async def test_two_completions_of_one_upload_yield_one_blob(services):
+    registry = await services.registries.default()
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(b"x" * 5000))
+    results = await asyncio.gather(
+        services.uploads.complete(upload, digest_of(b"x" * 5000)),
+        services.uploads.complete(upload, digest_of(b"x" * 5000)),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if not isinstance(r, Exception)) == 1
+    assert sum(1 for r in results if isinstance(r, BlobUploadUnknown)) == 1
+    assert (await services.blobs.stat(registry.id, "app", digest_of(b"x" * 5000))).size == 5000
+
+
+async def test_many_clients_pushing_the_same_blob_end_consistent(services):
+    registry = await services.registries.default()
+    data = b"shared layer" * 1000
+
+    async def push(repository: str):
+        upload = await services.uploads.start(registry.id, repository)
+        return await services.uploads.complete(upload, digest_of(data), body(data))
+
+    results = await asyncio.gather(*(push(f"app{i % 3}") for i in range(12)))
+    assert {r.digest for r in results} == {str(digest_of(data))}
+    for i in range(3):
+        assert (await services.blobs.stat(registry.id, f"app{i}", digest_of(data))).size == len(data)
+    chunks = [chunk async for chunk in services.blobs.read(str(digest_of(data)))]
+    assert b"".join(chunks) == data
+
+
+async def test_cancelled_upload_is_gone(services):
+    registry = await services.registries.default()
+    upload = await services.uploads.start(registry.id, "app")
+    await services.uploads.cancel(upload)
+    with pytest.raises(BlobUploadUnknown):
+        await services.uploads.get(registry.id, "app", upload.id)
+
+
+async def test_upload_is_bound_to_its_repository_and_registry(services):
+    registry = await services.registries.default()
+    other = await services.registries.ensure("otherregistry")
+    upload = await services.uploads.start(registry.id, "app")
+    with pytest.raises(BlobUploadUnknown):
+        await services.uploads.get(registry.id, "elsewhere", upload.id)
+    with pytest.raises(BlobUploadUnknown):
+        await services.uploads.get(other.id, "app", upload.id)
