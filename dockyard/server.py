@@ -94,6 +94,7 @@ async def _expire_uploads(services: Services) -> None:
 
 async def run(settings: Settings) -> None:
     from dockyard.http.app import create_app
+    from dockyard.http.protocol import Runner
 
     services, generated = await open_services(settings)
     if generated:
@@ -103,7 +104,7 @@ async def run(settings: Settings) -> None:
             flush=True,
         )
     app = create_app(services)
-    runner = web.AppRunner(app, access_log=log if settings.log_level == "debug" else None, handle_signals=False)
+    runner = Runner(app, access_log=log if settings.log_level == "debug" else None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
