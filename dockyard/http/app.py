@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.core.errors import RegistryError, Unsupported
 from dockyard.http import blobs, listings, manifests, oauth, uploads
-from dockyard.http.context import SERVICES, services_of
+from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
 from dockyard.http.identity import Challenge, require_signed_in
 
@@ -24,7 +24,7 @@ async def api_version(request: web.Request) -> web.Response:
 
 @web.middleware
 async def route_registry(request: web.Request, handler):
-    request["dockyard.registry"] = await services_of(request).registries.for_host(request.host)
+    request[REGISTRY] = await services_of(request).registries.for_host(request.host)
     return await handler(request)
 
 

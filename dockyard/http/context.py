@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from dockyard.services.registries import Registry
 
 SERVICES: web.AppKey["Services"] = web.AppKey("services")
+REGISTRY: web.RequestKey["Registry"] = web.RequestKey("registry")
+IDENTITY: web.RequestKey[object] = web.RequestKey("identity")
 
 
 def services_of(request: web.Request) -> "Services":
@@ -20,7 +22,7 @@ def services_of(request: web.Request) -> "Services":
 
 
 def registry_of(request: web.Request) -> "Registry":
-    return request["dockyard.registry"]
+    return request[REGISTRY]
 
 
 def repository_of(request: web.Request) -> str:
@@ -32,5 +34,5 @@ def base_url(request: web.Request) -> str:
 
 
 def actor_of(request: web.Request) -> str | None:
-    identity = request.get("dockyard.identity")
+    identity = request.get(IDENTITY)
     return identity.principal.name if identity is not None else None

@@ -12,7 +12,7 @@ from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.scopes import Scope, allows
 from dockyard.auth.tokens import InvalidToken
 from dockyard.core.errors import Denied, Unauthorized
-from dockyard.http.context import registry_of, services_of
+from dockyard.http.context import IDENTITY, registry_of, services_of
 
 # What a client must ask for when challenged for an action.
 CHALLENGE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete", "*": "*"}
@@ -56,7 +56,7 @@ def basic_credentials(request: web.Request) -> tuple[str, str] | None:
 
 
 async def identify(request: web.Request) -> Identity:
-    cached = request.get("dockyard.identity")
+    cached = request.get(IDENTITY)
     if cached is not None:
         return cached
     services = services_of(request)
@@ -76,7 +76,7 @@ async def identify(request: web.Request) -> Identity:
         identity = Identity(principal, "basic")
     else:
         identity = Identity(ANONYMOUS, "anonymous")
-    request["dockyard.identity"] = identity
+    request[IDENTITY] = identity
     return identity
 
 
