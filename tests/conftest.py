@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import shutil
 
 import pytest
 
+from aiohttp.test_utils import TestServer
+
 from dockyard.config import load
 from dockyard.http.app import create_app
+from dockyard.http.protocol import Runner
 from dockyard.server import open_services
 
 OWNER_PASSWORD = "correct horse battery staple"
@@ -23,8 +28,22 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture(scope="session")
+def data_template(tmp_path_factory):
+    """A data dir after its first start (migrated, owner created), built once and copied per test."""
+    template = tmp_path_factory.mktemp("template") / "data"
+
+    async def first_start():
+        services, _ = await open_services(load(environ={}, data_dir=template, owner_password=OWNER_PASSWORD))
+        await services.close()
+
+    asyncio.run(first_start())
+    return template
+
+
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, data_template):
+    shutil.copytree(data_template, tmp_path / "data")
     return load(environ={}, data_dir=tmp_path / "data", owner_password=OWNER_PASSWORD)
 
 
@@ -35,15 +54,22 @@ async def services(settings):
     await services.close()
 
 
+class DockyardTestServer(TestServer):
+    """A test server that runs the app the way `dockyard serve` does (with its protocol runner)."""
+
+    async def _make_runner(self, **kwargs):
+        return Runner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def client(aiohttp_client, services):
     """An HTTP client for the app, signed in as the owner with Basic credentials."""
-    return await aiohttp_client(create_app(services), headers=basic())
+    return await aiohttp_client(DockyardTestServer(create_app(services)), headers=basic())
 
 
 @pytest.fixture
 async def anonymous(aiohttp_client, services):
-    return await aiohttp_client(create_app(services))
+    return await aiohttp_client(DockyardTestServer(create_app(services)))
 
 
 class Pusher:

@@ -10,7 +10,7 @@ from dockyard.core.errors import RegistryError, Unsupported
 from dockyard.http import blobs, listings, manifests, oauth, uploads
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
-from dockyard.http.identity import Challenge, require_signed_in
+from dockyard.http.identity import BasicChallenge, Challenge, require_signed_in
 
 log = logging.getLogger("dockyard.http")
 
@@ -32,7 +32,7 @@ async def route_registry(request: web.Request, handler):
 async def render_errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except Challenge as error:
+    except (Challenge, BasicChallenge) as error:
         return render(error, {"WWW-Authenticate": error.header(request)})
     except RegistryError as error:
         return render(error)
@@ -61,7 +61,7 @@ def create_app(services) -> web.Application:
     r.add_get("/v2/_catalog", listings.catalog)
     r.add_get(f"/v2/{NAME}/tags/list", listings.tags_list)
     r.add_get(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers)
-    r.add_route("GET", f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
+    r.add_get(f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
     r.add_put(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest)
     r.add_delete(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest)
     for path in (f"/v2/{NAME}/blobs/uploads/", f"/v2/{NAME}/blobs/uploads"):

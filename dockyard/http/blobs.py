@@ -9,6 +9,7 @@ from aiohttp import web
 
 from dockyard.core.digests import Digest
 from dockyard.core.errors import BlobUnknown
+from dockyard.http import conditional
 from dockyard.http.context import actor_of, registry_of, repository_of, services_of
 from dockyard.http.identity import require
 
@@ -50,27 +51,6 @@ class _SendfileResponse(web.StreamResponse):
             offset += len(chunk)
 
 
-def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """(start, count) for a single satisfiable Range; None for no (or an ignorable) Range."""
-    if "Range" not in request.headers:
-        return None
-    try:
-        requested = request.http_range
-    except ValueError:
-        return None  # malformed or multiple ranges: answer with the whole blob
-    start, stop = requested.start, requested.stop
-    if start is None and stop is None:
-        return None
-    if start is None:  # suffix range: the last `stop` bytes
-        start, stop = max(size - stop, 0), size
-    elif start < 0:
-        start, stop = max(size + start, 0), size
-    stop = size if stop is None else min(stop, size)
-    if start >= size or stop <= start:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, stop - start
-
-
 async def get_blob(request: web.Request) -> web.StreamResponse:
     services = services_of(request)
     repository = repository_of(request)
@@ -79,14 +59,14 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     info = await services.blobs.stat(registry_of(request).id, repository, digest)
     headers = {
         "Docker-Content-Digest": info.digest,
-        "ETag": f'"{info.digest}"',
+        "ETag": conditional.etag(info.digest),
         "Accept-Ranges": "bytes",
         "Cache-Control": CACHE_CONTROL,
         "Content-Type": "application/octet-stream",
     }
-    if info.digest in request.headers.get("If-None-Match", ""):
+    if conditional.not_modified(request, info.digest):
         return web.Response(status=304, headers=headers)
-    span = _byte_range(request, info.size)
+    span = conditional.byte_range(request, info.size)
     status, (offset, count) = (206, span) if span else (200, (0, info.size))
     if span:
         headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{info.size}"

@@ -66,3 +66,11 @@ def content_range(request: web.Request) -> tuple[int, int] | None:
     if length is not None and length != end - start + 1:
         raise SizeInvalid(f"Content-Range covers {end - start + 1} bytes but Content-Length is {length}")
     return start, end
+
+
+def chunk_length(request: web.Request, span: tuple[int, int] | None) -> int | None:
+    """How many bytes the body must hold: from Content-Length, else from Content-Range."""
+    length = content_length(request)
+    if length is None and span is not None:
+        return span[1] - span[0] + 1
+    return length

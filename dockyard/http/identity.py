@@ -43,6 +43,13 @@ class Challenge(Unauthorized):
         return "Bearer " + ",".join(parts)
 
 
+class BasicChallenge(Unauthorized):
+    """401 from the token endpoint itself: it takes Basic credentials."""
+
+    def header(self, request: web.Request) -> str:
+        return f'Basic realm="{registry_of(request).login_server}"'
+
+
 def basic_credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")

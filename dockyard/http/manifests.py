@@ -6,7 +6,7 @@ from aiohttp import web
 
 from dockyard.core import mediatypes
 from dockyard.core.errors import ManifestTooLarge, ManifestUnknown
-from dockyard.http import bodies
+from dockyard.http import bodies, conditional
 from dockyard.http.context import actor_of, base_url, registry_of, repository_of, services_of
 from dockyard.http.identity import require
 
@@ -23,10 +23,10 @@ async def get_manifest(request: web.Request) -> web.Response:
         )
     headers = {
         "Docker-Content-Digest": record.digest,
-        "ETag": f'"{record.digest}"',
+        "ETag": conditional.etag(record.digest),
         "Content-Type": record.media_type,
     }
-    if record.digest in request.headers.get("If-None-Match", ""):
+    if conditional.not_modified(request, record.digest):
         return web.Response(status=304, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(record.size)

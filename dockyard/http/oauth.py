@@ -15,10 +15,9 @@ from aiohttp import web
 from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.scopes import parse_scopes
 from dockyard.auth.tokens import InvalidToken
-from dockyard.core.errors import Unauthorized
 from dockyard.http.context import registry_of, services_of
 from dockyard.http.errors import BadRequest
-from dockyard.http.identity import basic_credentials
+from dockyard.http.identity import BasicChallenge, basic_credentials
 
 MAX_FORM_BYTES = 64 << 10
 
@@ -55,9 +54,9 @@ async def get_token(request: web.Request) -> web.Response:
     if credentials is not None:
         principal = await services_of(request).principals.authenticate(*credentials)
         if principal is None:
-            raise Unauthorized("invalid username or password")
+            raise BasicChallenge("invalid username or password")
     elif request.headers.get("Authorization"):
-        raise Unauthorized("the token endpoint takes Basic credentials")
+        raise BasicChallenge("the token endpoint takes Basic credentials")
     return await _respond(request, principal, request.query.get("service"), request.query.getall("scope", []), False)
 
 
@@ -76,16 +75,16 @@ async def post_token(request: web.Request) -> web.Response:
     if grant_type == "password":
         principal = await services.principals.authenticate(str(form.get("username", "")), str(form.get("password", "")))
         if principal is None:
-            raise Unauthorized("invalid username or password")
+            raise BasicChallenge("invalid username or password")
     elif grant_type == "refresh_token":
         registry = await _registry(request, str(service) if service else None)
         try:
             claims = services.tokens.verify(str(form.get("refresh_token", "")), registry.login_server, "refresh_token")
         except InvalidToken:
-            raise Unauthorized("the refresh token is invalid or expired") from None
+            raise BasicChallenge("the refresh token is invalid or expired") from None
         principal = await services.principals.by_name(claims["sub"])
         if principal is None:
-            raise Unauthorized("the refresh token's principal no longer exists")
+            raise BasicChallenge("the refresh token's principal no longer exists")
     else:
         raise BadRequest(f"unsupported grant_type {str(grant_type)[:40]!r}; use password or refresh_token")
     scopes = [str(value) for value in form.getall("scope", [])]

@@ -100,9 +100,8 @@ async def upload_status(request: web.Request) -> web.Response:
 async def patch_upload(request: web.Request) -> web.Response:
     upload = await _session(request)
     span = bodies.content_range(request)
-    length = bodies.content_length(request)
     upload = await services_of(request).uploads.append(
-        upload, bodies.stream(request), start=span[0] if span else None, length=length
+        upload, bodies.stream(request), start=span[0] if span else None, length=bodies.chunk_length(request, span)
     )
     return web.Response(status=202, headers=_upload_headers(request, upload))
 
@@ -113,7 +112,7 @@ async def put_upload(request: web.Request) -> web.Response:
     span = bodies.content_range(request)
     body = bodies.stream(request) if bodies.has_body(request) else None
     info = await services_of(request).uploads.complete(
-        upload, digest, body, start=span[0] if span else None, length=bodies.content_length(request) if body else None
+        upload, digest, body, start=span[0] if span else None, length=bodies.chunk_length(request, span) if body else None
     )
     return _blob_created(request, upload.repository, info.digest)
 
