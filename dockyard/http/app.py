@@ -10,7 +10,7 @@ from dockyard.core.errors import RegistryError, Unsupported
 from dockyard.http import blobs, listings, manifests, oauth, uploads
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
-from dockyard.http.identity import BasicChallenge, Challenge, require_signed_in
+from dockyard.http.identity import BasicChallenge, Challenge, ScopeChallenge, require_signed_in
 
 log = logging.getLogger("dockyard.http")
 
@@ -32,7 +32,7 @@ async def route_registry(request: web.Request, handler):
 async def render_errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except (Challenge, BasicChallenge) as error:
+    except (Challenge, BasicChallenge, ScopeChallenge) as error:
         return render(error, {"WWW-Authenticate": error.header(request)})
     except RegistryError as error:
         return render(error)

@@ -43,6 +43,22 @@ class Challenge(Unauthorized):
         return "Bearer " + ",".join(parts)
 
 
+class ScopeChallenge(Denied):
+    """403 for a token that lacks the action, with a challenge naming the scope to ask for.
+
+    RFC 6750 (3.1) answers insufficient_scope with 403; clients that keep one
+    cached token (oras-py) fetch a new one on it, and the others ask for the
+    right scope up front.
+    """
+
+    def __init__(self, message: str, scope: str, detail=None) -> None:
+        super().__init__(message, detail)
+        self._challenge = Challenge(message, scope=scope, error="insufficient_scope")
+
+    def header(self, request: web.Request) -> str:
+        return self._challenge.header(request)
+
+
 class BasicChallenge(Unauthorized):
     """401 from the token endpoint itself: it takes Basic credentials."""
 
@@ -74,7 +90,9 @@ async def identify(request: web.Request) -> Identity:
             claims = services.tokens.verify(value.strip(), registry_of(request).login_server)
         except InvalidToken:
             raise Challenge("the access token is invalid or expired", error="invalid_token") from None
-        identity = Identity(Principal(-1, claims["sub"], "token"), "bearer", tuple(claims.get("access") or ()))
+        # A token issued to nobody (anonymous) signs nobody in.
+        principal = Principal(-1, claims["sub"], "token") if claims["sub"] else ANONYMOUS
+        identity = Identity(principal, "bearer", tuple(claims.get("access") or ()))
     elif scheme.lower() == "basic":
         username, password = basic_credentials(request) or ("", "")
         principal = await services.principals.authenticate(username, password)
@@ -108,8 +126,9 @@ async def require(request: web.Request, kind: str, name: str, action: str) -> Id
     detail = [{"Type": kind, "Name": name, "Action": action}]
     if identity.via == "basic":
         raise Denied("requested access to the resource is denied", detail=detail)
-    error = "insufficient_scope" if identity.via == "bearer" else None
-    raise Challenge("authentication required", scope=scope, error=error, detail=detail)
+    if identity.via == "bearer" and not identity.principal.is_anonymous:
+        raise ScopeChallenge("the access token does not grant this action", scope=scope, detail=detail)
+    raise Challenge("authentication required", scope=scope, detail=detail)
 
 
 async def require_signed_in(request: web.Request) -> Identity:
