@@ -23,6 +23,30 @@ Name = sa.String(255)
 DigestColumn = sa.String(140)
 Timestamp = sa.DateTime(timezone=True)
 
+# The installation's tenant and subscriptions (ARM's top level). One tenant per installation.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # a GUID
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, server_default="Enabled"),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+resource_groups = sa.Table(
+    "resource_groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subscription_id", sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(90), nullable=False),
+    sa.Column("name_lower", sa.String(90), nullable=False),
+    sa.Column("location", sa.String(64), nullable=False),
+    sa.Column("tags", sa.JSON),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("subscription_id", "name_lower"),
+)
+
 registries = sa.Table(
     "registries",
     metadata,
@@ -31,6 +55,21 @@ registries = sa.Table(
     sa.Column("name_lower", sa.String(50), nullable=False, unique=True),
     sa.Column("sku", sa.String(20), nullable=False, server_default="Basic"),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("resource_group_id", sa.ForeignKey("resource_groups.id", ondelete="CASCADE")),
+    sa.Column("location", sa.String(64), nullable=False, server_default="local"),
+    sa.Column("admin_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Admin passwords must be shown again (listCredentials), so they are sealed, not hashed.
+    sa.Column("admin_password1", sa.Text),
+    sa.Column("admin_password2", sa.Text),
+    sa.Column("anonymous_pull", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("public_network_access", sa.String(16), nullable=False, server_default="Enabled"),
+    sa.Column("network_rule_set", sa.JSON),  # {"defaultAction": "Allow"|"Deny", "ipRules": [{"action", "value"}]}
+    sa.Column("role_assignment_mode", sa.String(40), nullable=False, server_default="LegacyRegistryPermissions"),
+    sa.Column("policies", sa.JSON),
+    sa.Column("tags", sa.JSON),
+    sa.Column("properties", sa.JSON),  # other ARM properties, stored as given
+    sa.Column("provisioning_state", sa.String(20), nullable=False, server_default="Succeeded"),
+    sa.Column("updated_at", Timestamp),
 )
 
 repositories = sa.Table(
@@ -41,6 +80,10 @@ repositories = sa.Table(
     sa.Column("name", Name, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("delete_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("write_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("list_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("registry_id", "name"),
 )
 
@@ -75,6 +118,11 @@ manifests = sa.Table(
     sa.Column("subject", DigestColumn),
     sa.Column("annotations", sa.JSON),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp),
+    sa.Column("delete_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("write_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("list_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("repository_id", "digest"),
     sa.Index(None, "repository_id", "subject"),
 )
@@ -98,6 +146,10 @@ tags = sa.Table(
     sa.Column("digest", DigestColumn, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("delete_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("write_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("list_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index(None, "repository_id", "digest"),
 )
 
@@ -134,12 +186,95 @@ events = sa.Table(
     sa.Index(None, "processed_at", "id"),
 )
 
+# Users, service principals and the bootstrap owner. `object_id` is the GUID that role
+# assignments name; a service principal signs in with `app_id` and a client secret.
 principals = sa.Table(
     "principals",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(255), nullable=False, unique=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("secret_hash", sa.String(255)),
+    sa.Column("kind", sa.String(32), nullable=False),  # owner | user | sp
+    sa.Column("secret_hash", sa.String(255)),  # a user's password (argon2id)
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("object_id", sa.String(36), unique=True),
+    sa.Column("app_id", sa.String(36), unique=True),
+    sa.Column("display_name", sa.String(255)),
+    sa.Column("external_issuer", sa.String(512)),
+    sa.Column("external_subject", sa.String(255)),
+    sa.UniqueConstraint("external_issuer", "external_subject"),
+)
+
+client_secrets = sa.Table(
+    "client_secrets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("principal_id", sa.ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(255)),
+    sa.Column("hint", sa.String(8)),
+    sa.Column("secret_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index(None, "principal_id"),
+)
+
+role_assignments = sa.Table(
+    "role_assignments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the assignment's name (a GUID)
+    sa.Column("scope", sa.String(1024), nullable=False),
+    sa.Column("scope_lower", sa.String(1024), nullable=False),
+    sa.Column("role_definition_id", sa.String(36), nullable=False),
+    sa.Column("principal_object_id", sa.String(36), nullable=False),
+    sa.Column("principal_type", sa.String(32), nullable=False),
+    sa.Column("condition", sa.Text),
+    sa.Column("condition_version", sa.String(8)),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(36)),
+    sa.Index(None, "principal_object_id"),
+    sa.Index(None, "scope_lower"),
+)
+
+scope_maps = sa.Table(
+    "scope_maps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("registry_id", sa.ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("description", sa.String(256)),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("registry_id", "name"),
+)
+
+# Repository-scoped (non-Entra) tokens: a name, a scope map and two passwords.
+registry_tokens = sa.Table(
+    "registry_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("registry_id", sa.ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("scope_map", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False, server_default="enabled"),
+    sa.Column("password1_hash", sa.String(255)),
+    sa.Column("password1_created", Timestamp),
+    sa.Column("password1_expiry", Timestamp),
+    sa.Column("password2_hash", sa.String(255)),
+    sa.Column("password2_created", Timestamp),
+    sa.Column("password2_expiry", Timestamp),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("registry_id", "name"),
+)
+
+# Long-running ARM operations (Azure-AsyncOperation), so any node can answer a poll.
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("resource_id", sa.String(1024), nullable=False),
+    sa.Column("error", sa.JSON),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
 )
