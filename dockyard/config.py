@@ -26,6 +26,12 @@ class Settings:
     max_page_size: int = 1000
     upload_expiry_hours: int = 24
     log_level: str = "info"
+    tls_cert: str = ""  # serve https with this certificate (PEM) ...
+    tls_key: str = ""  # ... and its key; both or neither
+    tenant_id: str = ""  # default: a GUID made on first start
+    subscription_id: str = ""  # default: a GUID made on first start
+    oidc_issuers: str = ""  # external OpenID Connect issuers whose tokens are accepted, comma-separated
+    login_throttle: int = 10  # failed sign-ins per client and name per minute before 429
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "Settings":
@@ -36,6 +42,10 @@ class Settings:
             database_url=self.database_url or f"sqlite:///{data_dir / 'metadata.db'}",
             storage_url=self.storage_url or f"file://{data_dir / 'blobs'}",
         )
+
+    @property
+    def oidc_issuer_list(self) -> list[str]:
+        return [url.strip() for url in self.oidc_issuers.split(",") if url.strip()]
 
     @property
     def host(self) -> str:

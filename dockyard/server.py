@@ -6,22 +6,32 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
 
+from dockyard import tls
 from dockyard.auth.access import Authorizer
+from dockyard.auth.assignments import AssignmentService
+from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, ExternalIssuer, IdentityIssuer, load_or_create_rsa_key
 from dockyard.auth.principals import PrincipalService
+from dockyard.auth.scopemaps import ScopeMapService
+from dockyard.auth.sealing import Sealer
+from dockyard.auth.signin import SignIn
+from dockyard.auth.throttle import Throttle
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
 from dockyard.metadata import migrate
 from dockyard.metadata.database import Database, utcnow
+from dockyard.services.attributes import AttributeService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listings import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.registries import RegistryService
+from dockyard.services.tenancy import TenancyService, installation_tenant
 from dockyard.services.uploads import UploadService
 from dockyard.storage import BlobStore, open_store
 
@@ -38,9 +48,15 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     listings: ListingService
+    attributes: AttributeService
     principals: PrincipalService
     tokens: TokenService
     authorizer: Authorizer
+    tenancy: TenancyService
+    assignments: AssignmentService
+    scopemaps: ScopeMapService
+    issuer: IdentityIssuer
+    signin: SignIn
 
     async def close(self) -> None:
         await self.store.close()
@@ -58,26 +74,57 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
     await migrate.upgrade(db)
     store = open_store(settings.storage_url)
     blobs = BlobService(db, store)
+    keys = settings.data_dir / "keys"
+    assignments = AssignmentService(db)
+    tenant_id = settings.tenant_id or await installation_tenant(db)
+    registries = RegistryService(db, settings.domain, settings.default_registry, Sealer.from_file(keys / "secrets.key"))
+    principals = PrincipalService(db)
+    scopemaps = ScopeMapService(db)
+    tokens = TokenService(
+        load_or_create_key(keys / "token-signing.pem"),
+        access_lifetime=settings.access_token_seconds,
+        refresh_lifetime=settings.refresh_token_seconds,
+    )
     services = Services(
         settings=settings,
         db=db,
         store=store,
-        registries=RegistryService(db, settings.domain, settings.default_registry),
+        registries=registries,
         blobs=blobs,
         uploads=UploadService(db, store, blobs),
         manifests=ManifestService(db, settings.max_manifest_bytes),
         listings=ListingService(db, settings.max_page_size),
-        principals=PrincipalService(db),
-        tokens=TokenService(
-            load_or_create_key(settings.data_dir / "keys" / "token-signing.pem"),
-            access_lifetime=settings.access_token_seconds,
-            refresh_lifetime=settings.refresh_token_seconds,
+        attributes=AttributeService(db, store, ManifestService(db, settings.max_manifest_bytes), settings.max_page_size),
+        principals=principals,
+        tokens=tokens,
+        authorizer=Authorizer(assignments),
+        tenancy=TenancyService(db, tenant_id),
+        assignments=assignments,
+        scopemaps=scopemaps,
+        issuer=IdentityIssuer(
+            load_or_create_rsa_key(keys / "identity-signing.pem"),
+            tenant_id,
+            WELL_KNOWN_AUDIENCES,
+            tuple(ExternalIssuer(url, ()) for url in settings.oidc_issuer_list),
         ),
-        authorizer=Authorizer(),
+        signin=SignIn(principals, scopemaps, registries, tokens, Throttle(settings.login_throttle)),
     )
-    await services.registries.default()
+    await bootstrap(services)
     generated = await services.principals.bootstrap_owner(settings.data_dir, settings.owner_password)
     return services, generated
+
+
+async def bootstrap(services: Services) -> None:
+    """First start: the default subscription, a resource group and the default registry in it."""
+    settings = services.settings
+    subscription = await services.tenancy.ensure_subscription(settings.subscription_id or None)
+    default = await services.registries.get(settings.default_registry)
+    if default is None or default.resource_group_id is None:
+        group, _ = await services.tenancy.put_group(subscription.id, settings.default_registry, "local", None)
+        if default is None:
+            await services.registries.ensure(settings.default_registry, resource_group_id=group.id)
+        else:
+            await services.registries.attach(default, group.id)
 
 
 async def _expire_uploads(services: Services) -> None:
@@ -92,10 +139,24 @@ async def _expire_uploads(services: Services) -> None:
         await asyncio.sleep(600)
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context if tls_cert and tls_key are set; ValueError if only one is."""
+    if not settings.tls_cert and not settings.tls_key:
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        have, missing = ("tls_cert", "tls_key") if settings.tls_cert else ("tls_key", "tls_cert")
+        raise ValueError(
+            f"{have} is set but {missing} is not: TLS needs both a certificate and its key"
+            " (--tls-cert/--tls-key, DOCKYARD_TLS_CERT/DOCKYARD_TLS_KEY or tls_cert/tls_key in the file)"
+        )
+    return tls.server_ssl_context(settings.tls_cert, settings.tls_key)
+
+
 async def run(settings: Settings) -> None:
     from dockyard.http.app import create_app
     from dockyard.http.protocol import Runner
 
+    context = ssl_context(settings)  # before anything is created: a bad certificate stops here
     services, generated = await open_services(settings)
     if generated:
         print(
@@ -106,11 +167,11 @@ async def run(settings: Settings) -> None:
     app = create_app(services)
     runner = Runner(app, access_log=log if settings.log_level == "debug" else None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=context)
     await site.start()
     default = await services.registries.default()
     print(
-        f"Dockyard listening on http://{settings.listen} (default registry {default.name!r}, "
+        f"Dockyard listening on {'https' if context else 'http'}://{settings.listen} (default registry {default.name!r}, "
         f"login server {default.login_server}, data in {settings.data_dir})",
         flush=True,
     )

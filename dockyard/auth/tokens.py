@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ALGORITHM = "ES256"
-ISSUER = "dockyard"
+ISSUER = "Azure Container Registry"
 
 
 def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -74,11 +74,14 @@ class TokenService:
 
     def issue_access(self, subject: str, audience: str, access: list[dict[str, Any]]) -> str:
         return self._issue(
-            {"sub": subject, "aud": audience, "access": access, "grant_type": "access_token"}, self.access_lifetime
+            {"sub": subject, "aud": audience, "access": access, "grant_type": "access_token", "roles": []},
+            self.access_lifetime,
         )
 
-    def issue_refresh(self, subject: str, audience: str) -> str:
-        return self._issue({"sub": subject, "aud": audience, "grant_type": "refresh_token"}, self.refresh_lifetime)
+    def issue_refresh(self, subject: str, audience: str, object_id: str = "", kind: str = "", tenant: str = "") -> str:
+        claims = {"sub": subject, "aud": audience, "grant_type": "refresh_token", "oid": object_id, "kind": kind,
+                  "tenant": tenant, "permissions": {"actions": ["*"], "notActions": []}, "roles": []}
+        return self._issue(claims, self.refresh_lifetime)
 
     def verify(self, token: str, audience: str, grant_type: str = "access_token") -> dict[str, Any]:
         key = f"{audience}\0{token}"

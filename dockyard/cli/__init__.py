@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from dockyard.cli import cert
+
 app = typer.Typer(help="Dockyard: a self-hosted container registry.", no_args_is_help=True, add_completion=False)
+app.add_typer(cert.app, name="cert")
 
 
 @app.callback()
@@ -23,6 +26,8 @@ def serve(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML settings file.")] = None,
     database_url: Annotated[Optional[str], typer.Option("--database-url", help="Metadata database URL.")] = None,
     storage_url: Annotated[Optional[str], typer.Option("--storage-url", help="Blob storage URL.")] = None,
+    tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", help="Serve https with this certificate (PEM).")] = None,
+    tls_key: Annotated[Optional[str], typer.Option("--tls-key", help="Private key (PEM) of --tls-cert.")] = None,
 ) -> None:
     """Run the registry on the embedded defaults (SQLite + filesystem) or as configured."""
     from dockyard import config as settings_module
@@ -30,9 +35,11 @@ def serve(
 
     try:
         settings = settings_module.load(
-            config, data_dir=data_dir, listen=listen, domain=domain, database_url=database_url, storage_url=storage_url
+            config, data_dir=data_dir, listen=listen, domain=domain, database_url=database_url, storage_url=storage_url,
+            tls_cert=tls_cert, tls_key=tls_key,
         )
         settings.port  # noqa: B018 - validates --listen
+        server.ssl_context(settings)  # validates --tls-cert and --tls-key
     except (ValueError, OSError, IndexError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -7,7 +7,8 @@ import logging
 from aiohttp import web
 
 from dockyard.core.errors import RegistryError, Unsupported
-from dockyard.http import blobs, listings, manifests, oauth, uploads
+from dockyard.auth import network
+from dockyard.http import directory, oidc, acr, blobs, listings, manifests, oauth, uploads
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
 from dockyard.http.identity import BasicChallenge, Challenge, ScopeChallenge, require_signed_in
@@ -22,9 +23,14 @@ async def api_version(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+DATA_PLANE = ("/v2", "/oauth2/", "/acr/")
+
+
 @web.middleware
 async def route_registry(request: web.Request, handler):
-    request[REGISTRY] = await services_of(request).registries.for_host(request.host)
+    registry = request[REGISTRY] = await services_of(request).registries.for_host(request.host)
+    if request.path.startswith(DATA_PLANE):
+        network.check_client(registry, request.remote or "")
     return await handler(request)
 
 
@@ -75,4 +81,8 @@ def create_app(services) -> web.Application:
     r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
     r.add_get("/oauth2/token", oauth.get_token)
     r.add_post("/oauth2/token", oauth.post_token)
+    r.add_post("/oauth2/exchange", oauth.exchange)
+    oidc.register(app)
+    directory.register(app)
+    acr.add_routes(r, NAME)
     return app

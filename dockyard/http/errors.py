@@ -69,6 +69,8 @@ def render(error: e.RegistryError, headers: dict[str, str] | None = None) -> web
     )
     if isinstance(error, e.Unavailable):
         response.headers["Retry-After"] = "5"
+    if isinstance(error, e.TooManyRequests):
+        response.headers["Retry-After"] = str(getattr(error, "retry_after", 60))
     return response
 
 

@@ -1,8 +1,10 @@
-"""The token endpoint of Docker's token protocol, as ACR serves it at /oauth2/token.
+"""ACR's token endpoints: /oauth2/exchange and /oauth2/token.
 
-GET with Basic credentials, or POST with ``grant_type=password`` or
-``grant_type=refresh_token``, returns a short-lived access token whose
-``access`` claim holds only the actions asked for and allowed.
+- ``POST /oauth2/exchange`` (grant_type ``access_token``) takes an identity token
+  (Dockyard's own OIDC issuer, or a trusted external one) and returns an ACR refresh token.
+- ``GET /oauth2/token`` with Basic credentials, or ``POST /oauth2/token`` with
+  ``grant_type=password`` or ``grant_type=refresh_token``, returns a short-lived access
+  token whose ``access`` claim holds only the actions asked for and allowed.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, InvalidIdentityToken
 from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.scopes import parse_scopes
-from dockyard.auth.tokens import InvalidToken
-from dockyard.http.context import registry_of, services_of
+from dockyard.http.context import base_url, registry_of, services_of
 from dockyard.http.errors import BadRequest
 from dockyard.http.identity import BasicChallenge, basic_credentials
 
 MAX_FORM_BYTES = 64 << 10
+REFRESHABLE = ("owner", "user", "sp", "external")
 
 
 async def _registry(request: web.Request, service: str | None):
@@ -28,6 +31,29 @@ async def _registry(request: web.Request, service: str | None):
         if registry is not None:
             return registry
     return registry_of(request)
+
+
+def _json(document: dict) -> web.Response:
+    return web.Response(
+        body=json.dumps(document).encode(), content_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _form(request: web.Request):
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("send the token request as application/x-www-form-urlencoded")
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise BadRequest("the token request is too large")
+    try:
+        return await request.post()
+    except ValueError:
+        raise BadRequest("the token request is not a valid form") from None
+
+
+def _refresh_token(services, principal: Principal, registry) -> str:
+    return services.tokens.issue_refresh(
+        principal.name, registry.login_server, principal.object_id, principal.kind, services.tenancy.tenant_id
+    )
 
 
 async def _respond(request, principal: Principal, service: str | None, scope_values: list[str], refresh: bool):
@@ -41,51 +67,79 @@ async def _respond(request, principal: Principal, service: str | None, scope_val
         "expires_in": services.tokens.access_lifetime,
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
-    if refresh and not principal.is_anonymous:
-        document["refresh_token"] = services.tokens.issue_refresh(principal.name, registry.login_server)
-    return web.Response(
-        body=json.dumps(document).encode(), content_type="application/json", headers={"Cache-Control": "no-store"}
-    )
+    if refresh and principal.kind in REFRESHABLE:
+        document["refresh_token"] = _refresh_token(services, principal, registry)
+    return _json(document)
+
+
+async def _sign_in(request: web.Request, registry, username: str, password: str) -> Principal:
+    principal = await services_of(request).signin.basic(registry, username, password, request.remote or "")
+    if principal is None:
+        raise BasicChallenge("invalid username or password")
+    return principal
 
 
 async def get_token(request: web.Request) -> web.Response:
     credentials = basic_credentials(request)
+    service = request.query.get("service")
     principal = ANONYMOUS
     if credentials is not None:
-        principal = await services_of(request).principals.authenticate(*credentials)
-        if principal is None:
-            raise BasicChallenge("invalid username or password")
+        principal = await _sign_in(request, await _registry(request, service), *credentials)
     elif request.headers.get("Authorization"):
         raise BasicChallenge("the token endpoint takes Basic credentials")
-    return await _respond(request, principal, request.query.get("service"), request.query.getall("scope", []), False)
+    return await _respond(request, principal, service, request.query.getall("scope", []), False)
 
 
 async def post_token(request: web.Request) -> web.Response:
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise BadRequest("send the token request as application/x-www-form-urlencoded")
-    if (request.content_length or 0) > MAX_FORM_BYTES:
-        raise BadRequest("the token request is too large")
-    try:
-        form = await request.post()
-    except ValueError:
-        raise BadRequest("the token request is not a valid form") from None
+    form = await _form(request)
     services = services_of(request)
-    service = form.get("service")
+    service = str(form.get("service") or "") or None
+    registry = await _registry(request, service)
     grant_type = form.get("grant_type")
     if grant_type == "password":
-        principal = await services.principals.authenticate(str(form.get("username", "")), str(form.get("password", "")))
-        if principal is None:
-            raise BasicChallenge("invalid username or password")
+        principal = await _sign_in(request, registry, str(form.get("username", "")), str(form.get("password", "")))
     elif grant_type == "refresh_token":
-        registry = await _registry(request, str(service) if service else None)
-        try:
-            claims = services.tokens.verify(str(form.get("refresh_token", "")), registry.login_server, "refresh_token")
-        except InvalidToken:
-            raise BasicChallenge("the refresh token is invalid or expired") from None
-        principal = await services.principals.by_name(claims["sub"])
+        principal = await services.signin.from_refresh_token(registry, str(form.get("refresh_token", "")))
         if principal is None:
-            raise BasicChallenge("the refresh token's principal no longer exists")
+            raise BasicChallenge("the refresh token is invalid, expired, or not for this registry")
     else:
         raise BadRequest(f"unsupported grant_type {str(grant_type)[:40]!r}; use password or refresh_token")
     scopes = [str(value) for value in form.getall("scope", [])]
-    return await _respond(request, principal, str(service) if service else None, scopes, grant_type == "password")
+    return await _respond(request, principal, service, scopes, grant_type == "password")
+
+
+async def exchange(request: web.Request) -> web.Response:
+    """An identity token for an ACR refresh token of the registry named by ``service``."""
+    form = await _form(request)
+    services = services_of(request)
+    grant_type = form.get("grant_type")
+    if grant_type not in ("access_token", "access_token_refresh_token"):
+        raise BadRequest(f"unsupported grant_type {str(grant_type)[:40]!r}; use access_token")
+    service = str(form.get("service") or "")
+    registry = await _registry(request, service or None)
+    base = base_url(request)
+    try:
+        claims = await services.issuer.verify(
+            str(form.get("access_token", "")), WELL_KNOWN_AUDIENCES + (base, base + "/")
+        )
+    except InvalidIdentityToken as error:
+        raise BasicChallenge(f"the identity token was refused: {error}") from None
+    principal = await principal_from_identity(services, claims)
+    if principal is None:
+        raise BasicChallenge("the identity token's principal is not known")
+    return _json({"refresh_token": _refresh_token(services, principal, registry)})
+
+
+async def principal_from_identity(services, claims: dict) -> Principal | None:
+    """Dockyard's own principals by object id; an external issuer's subject as it is."""
+    object_id = claims.get("oid") or ""
+    if object_id:
+        principal = await services.principals.by_object_id(object_id)
+        if principal is not None:
+            return principal
+    if claims.get("tid") == services.tenancy.tenant_id and claims.get("iss", "").endswith(
+        (f"/{services.tenancy.tenant_id}/v2.0", "/adfs")
+    ):
+        return None  # one of ours, since deleted
+    name = claims.get("preferred_username") or claims.get("upn") or claims.get("sub", "")
+    return Principal(-1, name, "external", object_id=object_id or claims.get("sub", ""))

@@ -23,6 +23,14 @@ Name = sa.String(255)
 DigestColumn = sa.String(140)
 Timestamp = sa.DateTime(timezone=True)
 
+# Facts about the installation itself (its tenant id).
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
 # The installation's tenant and subscriptions (ARM's top level). One tenant per installation.
 subscriptions = sa.Table(
     "subscriptions",

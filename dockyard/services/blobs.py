@@ -13,7 +13,7 @@ from dockyard.core.digests import Digest
 from dockyard.core.errors import BlobUnknown
 from dockyard.metadata.database import Database, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
-from dockyard.services import events, repositories as repos
+from dockyard.services import events, locks, repositories as repos
 from dockyard.storage import BlobStore
 
 
@@ -97,7 +97,7 @@ class BlobService:
 
     async def delete(self, registry_id: int, repository: str, digest: Digest, actor: str | None = None) -> None:
         async with self.db.write() as conn:
-            repository_id = await repos.require(conn, registry_id, repository)
+            repository_id = await locks.repository_for_delete(conn, registry_id, repository)
             result = await conn.execute(
                 sa.delete(repository_blobs).where(
                     repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == str(digest)

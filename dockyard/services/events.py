@@ -13,6 +13,7 @@ PUSH = "push"
 DELETE = "delete"
 TAG_DELETE = "tag_delete"
 BLOB_DELETE = "blob_delete"
+REPOSITORY_DELETE = "repository_delete"  # after the delete and tag_delete events of its content
 
 
 async def record(

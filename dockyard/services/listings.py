@@ -35,7 +35,9 @@ class ListingService:
         limit = self._limit(n)
         if limit == 0:
             return Page([], False)
-        query = sa.select(repositories.c.name).where(repositories.c.registry_id == registry_id)
+        query = sa.select(repositories.c.name).where(
+            repositories.c.registry_id == registry_id, repositories.c.list_enabled  # listEnabled false hides it
+        )
         if last:
             query = query.where(repositories.c.name > last)
         query = query.order_by(repositories.c.name).limit(limit + 1)
@@ -49,7 +51,17 @@ class ListingService:
             repository_id = await repos.require(conn, registry_id, repository)
             if limit == 0:
                 return Page([], False)
-            query = sa.select(tags.c.name).where(tags.c.repository_id == repository_id)
+            # A tag is listed unless it, or the manifest it points at, has listEnabled false.
+            query = (
+                sa.select(tags.c.name)
+                .select_from(
+                    tags.join(
+                        manifests,
+                        sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest),
+                    )
+                )
+                .where(tags.c.repository_id == repository_id, tags.c.list_enabled, manifests.c.list_enabled)
+            )
             if last:
                 query = query.where(tags.c.name > last)
             query = query.order_by(tags.c.name).limit(limit + 1)

@@ -13,7 +13,7 @@ from dockyard.core.errors import DigestInvalid, ManifestBlobUnknown, ManifestInv
 from dockyard.core.names import check_tag, is_tag
 from dockyard.metadata.database import Database, utcnow
 from dockyard.metadata.schema import blobs, manifest_references, manifests, repositories, repository_blobs, tags
-from dockyard.services import events, repositories as repos
+from dockyard.services import events, locks, repositories as repos
 
 MAX_MANIFEST_BYTES = 4 << 20
 _IN_BATCH = 500
@@ -41,11 +41,15 @@ class ManifestService:
 
     # -- pull --------------------------------------------------------------
     async def get(self, registry_id: int, repository: str, reference: str) -> ManifestRecord:
-        columns = (manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content)
+        # The locks come in the same query: a pull stays one round trip.
+        columns = (
+            manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content,
+            repositories.c.read_enabled.label("repository_read"), manifests.c.read_enabled.label("manifest_read"),
+        )
         if is_digest(reference):
             digest = Digest.parse(reference)
             query = (
-                sa.select(*columns)
+                sa.select(*columns, sa.null().label("tag_read"))
                 .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
                 .where(
                     repositories.c.registry_id == registry_id,
@@ -55,7 +59,7 @@ class ManifestService:
             )
         elif is_tag(reference):
             query = (
-                sa.select(*columns)
+                sa.select(*columns, tags.c.read_enabled.label("tag_read"))
                 .select_from(
                     tags.join(repositories, repositories.c.id == tags.c.repository_id).join(
                         manifests,
@@ -78,6 +82,7 @@ class ManifestService:
                     f"manifest {reference!r} is not known in repository {repository!r}",
                     detail={"name": repository, "reference": reference},
                 )
+        locks.check_read(row, repository, reference)
         return ManifestRecord(row.digest, row.media_type, row.size, bytes(row.content))
 
     # -- push --------------------------------------------------------------
@@ -106,6 +111,7 @@ class ManifestService:
 
         async with self.db.write() as conn:
             repository_id = await repos.ensure(self.db, conn, registry_id, repository)
+            await locks.check_push(conn, repository_id, repository, new_tags)
             await self._check_references(conn, repository_id, parsed)
             manifest_id, created = await self._insert(conn, repository_id, str(digest), content, parsed, subject)
             now = utcnow()
@@ -199,7 +205,7 @@ class ManifestService:
     # -- delete ------------------------------------------------------------
     async def delete(self, registry_id: int, repository: str, reference: str, actor: str | None = None) -> None:
         async with self.db.write() as conn:
-            repository_id = await repos.require(conn, registry_id, repository)
+            repository_id = await locks.repository_for_delete(conn, registry_id, repository)
             if is_digest(reference):
                 await self._delete_manifest(conn, registry_id, repository, repository_id, Digest.parse(reference), actor)
             else:
@@ -208,13 +214,15 @@ class ManifestService:
     async def _delete_manifest(self, conn, registry_id, repository, repository_id, digest: Digest, actor) -> None:
         row = (
             await conn.execute(
-                sa.select(manifests.c.id, manifests.c.media_type, manifests.c.size).where(
-                    manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)
-                )
+                sa.select(
+                    manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.size,
+                    manifests.c.delete_enabled, manifests.c.write_enabled,
+                ).where(manifests.c.repository_id == repository_id, manifests.c.digest == str(digest))
             )
         ).first()
         if row is None:
             raise ManifestUnknown(f"manifest {digest} is not known in repository {repository!r}")
+        await locks.check_manifest_delete(conn, repository_id, repository, row)
         removed = (
             await conn.execute(
                 sa.delete(tags)
@@ -238,6 +246,7 @@ class ManifestService:
     async def _delete_tag(self, conn, registry_id, repository, repository_id, tag: str, actor) -> None:
         if not is_tag(tag):
             raise ManifestUnknown(f"{tag[:140]!r} is neither a valid tag nor a digest")
+        await locks.check_tag_delete(conn, repository_id, repository, tag)
         digest = (
             await conn.execute(
                 sa.delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag).returning(tags.c.digest)

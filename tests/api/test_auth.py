@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dockyard.auth.tokens import ISSUER
 from dockyard.auth.tokens import load_or_create_key
 
 from .helpers import (
@@ -41,7 +42,7 @@ def signing_key(settings) -> ec.EllipticCurvePrivateKey:
 def claims(**overrides) -> dict:
     now = int(time.time())
     base = {
-        "iss": "dockyard",
+        "iss": ISSUER,
         "sub": "owner",
         "aud": SERVICE,
         "iat": now,

@@ -109,6 +109,9 @@ class DockyardServer:
     port: int
     password: str
     username: str = "owner"
+    # serve https with tls_dir/server.pem and server-key.pem; clients trust tls_dir/ca.pem
+    tls_dir: Path | None = None
+    bind: str = "127.0.0.1"  # the address listened on; clients use 127.0.0.1
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -117,7 +120,12 @@ class DockyardServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls_dir else 'http'}://{self.host}"
+
+    @property
+    def verify(self) -> str | bool:
+        """requests' `verify=`: the CA file of a TLS server."""
+        return str(self.tls_dir / "ca.pem") if self.tls_dir else True
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -125,7 +133,10 @@ class DockyardServer:
     def start(self) -> None:
         env = dict(os.environ, DOCKYARD_OWNER_PASSWORD=self.password)
         cmd = [sys.executable, "-m", "dockyard", "serve",
-               "--data-dir", str(self.data_dir), "--listen", self.host]
+               "--data-dir", str(self.data_dir), "--listen", f"{self.bind}:{self.port}"]
+        if self.tls_dir:
+            cmd += ["--tls-cert", str(self.tls_dir / "server.pem"),
+                    "--tls-key", str(self.tls_dir / "server-key.pem")]
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== starting: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -140,7 +151,7 @@ class DockyardServer:
                     f" log:\n{self.log_text()}"
                 )
             try:
-                r = requests.get(f"{self.url}/v2/", timeout=2)
+                r = requests.get(f"{self.url}/v2/", timeout=2, verify=self.verify)
             except requests.ConnectionError as e:
                 last = repr(e)
             else:
@@ -174,7 +185,7 @@ class DockyardServer:
 
     def token(self, scope: str) -> str:
         """Get a bearer token the way clients do: follow the /v2/ challenge."""
-        r = requests.get(f"{self.url}/v2/", timeout=10)
+        r = requests.get(f"{self.url}/v2/", timeout=10, verify=self.verify)
         assert r.status_code == 401, (r.status_code, r.text)
         scheme, params = parse_challenge(r.headers["WWW-Authenticate"])
         assert scheme == "bearer", r.headers["WWW-Authenticate"]
@@ -184,7 +195,8 @@ class DockyardServer:
         query = {"scope": scope}
         if "service" in params:
             query["service"] = params["service"]
-        t = requests.get(realm, params=query, auth=(self.username, self.password), timeout=10)
+        t = requests.get(realm, params=query, auth=(self.username, self.password), timeout=10,
+                         verify=self.verify)
         assert t.status_code == 200, (t.request.url, t.status_code, t.text)
         body = t.json()
         return body.get("token") or body["access_token"]
