@@ -92,7 +92,7 @@ async def identify(request: web.Request) -> Identity:
         except InvalidToken:
             raise Challenge("the access token is invalid or expired", error="invalid_token") from None
         # A token issued to nobody (anonymous) signs nobody in.
-        principal = Principal(-1, claims["sub"], "token") if claims["sub"] else ANONYMOUS
+        principal = Principal(-1, claims["sub"], "bearer") if claims["sub"] else ANONYMOUS
         identity = Identity(principal, "bearer", tuple(claims.get("access") or ()))
     elif scheme.lower() == "basic":
         username, password = basic_credentials(request) or ("", "")
@@ -103,7 +103,7 @@ async def identify(request: web.Request) -> Identity:
             except InvalidToken:
                 claims = None
             if claims is not None:
-                principal = Principal(-1, claims["sub"], "token") if claims["sub"] else ANONYMOUS
+                principal = Principal(-1, claims["sub"], "bearer") if claims["sub"] else ANONYMOUS
                 identity = Identity(principal, "bearer", tuple(claims.get("access") or ()))
                 request[IDENTITY] = identity
                 return identity

@@ -83,8 +83,7 @@ def ca_file(tls_server) -> Path:
 
 
 def test_server_says_https(tls_server):
-    assert f"Dockyard listening on https://0.0.0.0:{tls_server.port}" in tls_server.log_text() or \
-        f"Dockyard listening on https://{tls_server.host}" in tls_server.log_text()
+    assert f"Dockyard listening on https://{tls_server.bind}:{tls_server.port}" in tls_server.log_text()
 
 
 # ------------------------------------------------------------------------- Python: ssl + aiohttp
