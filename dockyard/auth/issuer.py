@@ -21,6 +21,7 @@ from dockyard.auth.principals import Principal
 
 ALGORITHM = "RS256"
 LIFETIME = 3600
+SELF_AUDIENCE = "xms_dockyard_self"
 # Audiences of Entra tokens that ACR and ARM accept; Dockyard's own URL is added per request.
 WELL_KNOWN_AUDIENCES = (
     "https://management.azure.com/",
@@ -101,7 +102,8 @@ class IdentityIssuer:
             "cloud_instance_name": "dockyard",
         }
 
-    def issue(self, principal: Principal, audience: str, issuer: str) -> str:
+    def issue(self, principal: Principal, audience: str, issuer: str, self_audience: bool = False) -> str:
+        """An identity token; ``self_audience`` marks one for Dockyard's own URL."""
         now = int(time.time())
         claims = {
             "aud": audience,
@@ -117,6 +119,8 @@ class IdentityIssuer:
             "uti": uuid.uuid4().hex,
             "idtyp": "app" if principal.kind == "sp" else "user",
         }
+        if self_audience:
+            claims[SELF_AUDIENCE] = True
         if principal.kind == "sp":
             claims["appid"] = claims["azp"] = principal.app_id
         else:
@@ -144,9 +148,12 @@ class IdentityIssuer:
                 raise InvalidIdentityToken("the token's issuer is not trusted")
             key = await self._external_key(external.issuer, header.get("kid"))
             accepted = external.audiences or audiences
+        # A token Dockyard issued for its own URL is valid on any of Dockyard's hosts: a client
+        # reaches ARM and the login servers under different names.
+        own_url = key is self._public and unverified.get(SELF_AUDIENCE) is True
         try:
-            return jwt.decode(token, key, algorithms=[ALGORITHM], audience=list(accepted), leeway=30,
-                              options={"require": ["exp", "iat", "aud", "iss"]})
+            return jwt.decode(token, key, algorithms=[ALGORITHM], audience=None if own_url else list(accepted),
+                              leeway=30, options={"require": ["exp", "iat", "aud", "iss"], "verify_aud": not own_url})
         except jwt.PyJWTError as exc:
             raise InvalidIdentityToken(str(exc)) from None
 

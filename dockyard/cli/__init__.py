@@ -7,10 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from dockyard.cli import cert
+from dockyard.cli import account, acr, ad, arguments, cert, groups, role
 
 app = typer.Typer(help="Dockyard: a self-hosted container registry.", no_args_is_help=True, add_completion=False)
 app.add_typer(cert.app, name="cert")
+# the az-compatible client: login/logout/account, group, acr, ad, role
+account.register(app)
+app.add_typer(groups.app, name="group")
+app.add_typer(acr.app, name="acr")
+app.add_typer(ad.app, name="ad")
+app.add_typer(role.app, name="role")
 
 
 @app.callback()
@@ -47,4 +53,6 @@ def serve(
 
 
 def main() -> None:
-    app()
+    import sys
+
+    app(args=arguments.rewrite(sys.argv[1:]))  # az's multi-word options (--tags a=b c=d) and bare three-state flags

@@ -60,10 +60,11 @@ def error_from(response: Response, what: str | None = None) -> CLIError:
     return kind(message, code)
 
 
-def fetch_token(transport: Transport, tenant: str, user_type: str, username: str, secret: str) -> tuple[str, float]:
-    """A fresh access token for the endpoint's audience; returns (token, expires_on)."""
+def fetch_token(transport: Transport, tenant: str, user_type: str, username: str, secret: str,
+                audience: str | None = None) -> tuple[str, float]:
+    """A fresh access token for ``audience`` (default: the endpoint's); returns (token, expires_on)."""
     endpoint = transport.endpoint
-    form = {"scope": f"{endpoint}/.default", "client_info": "1"}
+    form = {"scope": f"{(audience or endpoint).rstrip('/')}/.default", "client_info": "1"}
     if user_type == "servicePrincipal":
         form.update(grant_type="client_credentials", client_id=username, client_secret=secret)
     else:
@@ -124,15 +125,16 @@ class Client:
 
     # -- tokens ------------------------------------------------------------------
 
-    def access_token(self, fresh: bool = False) -> str:
-        """The identity token for audience ``<endpoint>/`` (ARM, directory, ACR exchange)."""
+    def access_token(self, fresh: bool = False, audience: str | None = None) -> str:
+        """The identity token for ``audience``: by default ``<endpoint>/`` (ARM and the directory)."""
+        audience = audience or self.audience
         if not fresh:
-            cached = self.profile.cached_token(self.audience)
+            cached = self.profile.cached_token(audience)
             if cached:
                 return cached
         p = self.profile
-        token, expires_on = fetch_token(self.transport, p.tenant_id, p.user_type, p.user_name, p.secret)
-        p.cache_token(self.audience, token, expires_on)
+        token, expires_on = fetch_token(self.transport, p.tenant_id, p.user_type, p.user_name, p.secret, audience)
+        p.cache_token(audience, token, expires_on)
         self.save_later()
         return token
 

@@ -214,6 +214,13 @@ def run(func: Callable[..., Any], *args: Any, output: str = "json", query: str |
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: say so in one line; --debug shows where
+        if console.state.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"ERROR: The command failed with an unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 def command(app: typer.Typer, name: str, *, table: Callable[[Any], Any] | None = None,

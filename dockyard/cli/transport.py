@@ -122,11 +122,11 @@ class Transport:
     def _ensure(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._loop = asyncio.new_event_loop()
-            self._resolver = EndpointResolver(*self.resolver_target)
-            self._resolver.domains |= self._domains
             context = ssl_context(self.ca_bundle) if self.scheme == "https" else None
 
             async def make() -> aiohttp.ClientSession:
+                self._resolver = EndpointResolver(*self.resolver_target)
+                self._resolver.domains |= self._domains
                 connector = aiohttp.TCPConnector(resolver=self._resolver, ssl=context if context else True,
                                                  ttl_dns_cache=None, use_dns_cache=False)
                 return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),

@@ -90,7 +90,10 @@ async def token(request: web.Request) -> web.Response:
         services.signin.throttle.failed(client, name)
         error = "invalid_client" if grant_type == "client_credentials" else "invalid_grant"
         return _oauth_error(401 if error == "invalid_client" else 400, error, "the credentials are not valid")
-    issued = services.issuer.issue(principal, audience, services.issuer.issuer_url(base_url(request), None))
+    issued = services.issuer.issue(
+        principal, audience, services.issuer.issuer_url(base_url(request), None),
+        self_audience=audience not in WELL_KNOWN_AUDIENCES,
+    )
     return web.Response(
         body=json.dumps(
             {"token_type": "Bearer", "expires_in": LIFETIME - 1, "ext_expires_in": LIFETIME - 1, "access_token": issued}
