@@ -50,7 +50,10 @@ class Authorizer:
         return granted
 
     async def _cached(self, principal: Principal, registry: Registry, repository: str) -> frozenset[str]:
-        key = (principal.kind, principal.id, principal.object_id, registry.id, repository)
+        # Everything the answer depends on is in the key, so a changed setting or scope map
+        # takes effect at once; role assignments are covered by the service's version.
+        key = (principal.kind, principal.id, principal.object_id, principal.actions, registry.id,
+               registry.role_assignment_mode, registry.anonymous_pull, registry.admin_enabled, repository)
         version = self.assignments.version if self.assignments else 0
         now = time.monotonic()
         hit = self._cache.get(key)

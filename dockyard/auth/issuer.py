@@ -22,6 +22,9 @@ from dockyard.auth.principals import Principal
 ALGORITHM = "RS256"
 LIFETIME = 3600
 SELF_AUDIENCE = "xms_dockyard_self"
+# Set by verify() on the claims it returns: whether Dockyard itself issued the token. Only then
+# does the token's `oid` name one of Dockyard's principals.
+OWN = "dockyard.own"
 # Audiences of Entra tokens that ACR and ARM accept; Dockyard's own URL is added per request.
 WELL_KNOWN_AUDIENCES = (
     "https://management.azure.com/",
@@ -78,6 +81,7 @@ class IdentityIssuer:
         self._jwks_cache: dict[str, tuple[float, Any]] = {}
 
     def issuer_url(self, base: str, tenant: str | None = None) -> str:
+        """The issuer as a client reached it: the tenant in the path may be an alias of the real one."""
         if tenant == "adfs":
             return f"{base}/adfs"
         return f"{base}/{tenant or self.tenant_id}/v2.0"
@@ -140,7 +144,7 @@ class IdentityIssuer:
         issuer = str(unverified.get("iss", ""))
         if header.get("kid") == self.kid:
             key, accepted = self._public, audiences
-            if not (issuer.endswith(f"/{self.tenant_id}/v2.0") or issuer.endswith("/adfs")):
+            if not (issuer.endswith("/v2.0") or issuer.endswith("/adfs")):
                 raise InvalidIdentityToken("unknown issuer")
         else:
             external = next((e for e in self.external if e.issuer.rstrip("/") == issuer.rstrip("/")), None)
@@ -152,10 +156,14 @@ class IdentityIssuer:
         # reaches ARM and the login servers under different names.
         own_url = key is self._public and unverified.get(SELF_AUDIENCE) is True
         try:
-            return jwt.decode(token, key, algorithms=[ALGORITHM], audience=None if own_url else list(accepted),
-                              leeway=30, options={"require": ["exp", "iat", "aud", "iss"], "verify_aud": not own_url})
+            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=None if own_url else list(accepted),
+                                leeway=30, options={"require": ["exp", "iat", "aud", "iss"], "verify_aud": not own_url})
         except jwt.PyJWTError as exc:
             raise InvalidIdentityToken(str(exc)) from None
+        if key is self._public and claims.get("tid") != self.tenant_id:
+            raise InvalidIdentityToken("the token is not of this installation's tenant")
+        claims[OWN] = key is self._public
+        return claims
 
     async def _external_key(self, issuer: str, kid: str | None):
         cached = self._jwks_cache.get(issuer)

@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -192,41 +192,43 @@ class PrincipalService:
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
-        principal = await self._check(username, password)
+        principal, expires_at = await self._check(username, password)
         if principal is not None:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[key] = (now + self.cache_seconds, principal)
+            lifetime = self.cache_seconds
+            if expires_at is not None:  # remembered no longer than the secret is valid
+                lifetime = min(lifetime, (_aware(expires_at) - utcnow()).total_seconds())
+            self._verified[key] = (now + lifetime, principal)
         return principal
 
-    async def _check(self, username: str, password: str) -> Principal | None:
+    async def _check(self, username: str, password: str) -> tuple[Principal | None, datetime | None]:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(principals).where(principals.c.name == username))).first()
-            candidates: list[str] = []
+            candidates: list[tuple[str, datetime | None]] = []
             if row is not None and row.secret_hash:
-                candidates = [row.secret_hash]
+                candidates = [(row.secret_hash, None)]
             elif row is None:
                 row = (
                     await conn.execute(sa.select(principals).where(principals.c.app_id == username.lower()))
                 ).first()
                 if row is not None:
-                    candidates = list(
-                        (
-                            await conn.execute(
-                                sa.select(client_secrets.c.secret_hash).where(
-                                    client_secrets.c.principal_id == row.id, client_secrets.c.expires_at > utcnow()
-                                )
+                    candidates = [
+                        (secret.secret_hash, secret.expires_at)
+                        for secret in await conn.execute(
+                            sa.select(client_secrets.c.secret_hash, client_secrets.c.expires_at).where(
+                                client_secrets.c.principal_id == row.id, client_secrets.c.expires_at > utcnow()
                             )
-                        ).scalars()
-                    )
+                        )
+                    ]
         if not candidates:
             # Spend the same time as a real check, so names can't be probed by timing.
             await asyncio.to_thread(verify_secret, _dummy_hash(), password)
-            return None
-        for hashed in candidates:
+            return None, None
+        for hashed, expires_at in candidates:
             if await asyncio.to_thread(verify_secret, hashed, password):
-                return _principal(row)
-        return None
+                return _principal(row), expires_at
+        return None, None
 
 
 _DUMMY: list[str] = []
@@ -236,3 +238,7 @@ def _dummy_hash() -> str:
     if not _DUMMY:
         _DUMMY.append(hash_secret(generate_secret()))
     return _DUMMY[0]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

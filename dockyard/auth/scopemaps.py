@@ -355,7 +355,10 @@ class ScopeMapService:
             if await asyncio.to_thread(verify_secret, hashed, password):
                 scope_map = await self.get_map(registry, row.scope_map)
                 principal = Principal(-row.id, name, "token", registry_id=registry.id, actions=scope_map.actions)
-                self._verified[key] = (now + self.cache_seconds, principal)
+                lifetime = self.cache_seconds
+                if expiry is not None:  # remembered no longer than the password is valid
+                    lifetime = min(lifetime, (_aware(expiry) - current).total_seconds())
+                self._verified[key] = (now + lifetime, principal)
                 return principal
         return None
 

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, InvalidIdentityToken
+from dockyard.auth import network
+from dockyard.auth.issuer import OWN, WELL_KNOWN_AUDIENCES, InvalidIdentityToken
 from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.scopes import parse_scopes
 from dockyard.http.context import base_url, registry_of, services_of
@@ -26,9 +27,11 @@ REFRESHABLE = ("owner", "user", "sp", "external")
 
 
 async def _registry(request: web.Request, service: str | None):
+    """The registry a token is asked for: the one ``service`` names (behind its own firewall), else the Host's."""
     if service:
         registry = await services_of(request).registries.by_login_server(service)
         if registry is not None:
+            network.check_client(registry, request.remote or "")
             return registry
     return registry_of(request)
 
@@ -131,15 +134,14 @@ async def exchange(request: web.Request) -> web.Response:
 
 
 async def principal_from_identity(services, claims: dict) -> Principal | None:
-    """Dockyard's own principals by object id; an external issuer's subject as it is."""
+    """For Dockyard's own tokens, the principal its ``oid`` names (None if since deleted);
+    for an external issuer's, an external principal named by its ``oid`` or ``sub``. An external
+    token never becomes a local principal, whatever ``oid`` it carries."""
     object_id = claims.get("oid") or ""
-    if object_id:
-        principal = await services.principals.by_object_id(object_id)
-        if principal is not None:
-            return principal
-    if claims.get("tid") == services.tenancy.tenant_id and claims.get("iss", "").endswith(
-        (f"/{services.tenancy.tenant_id}/v2.0", "/adfs")
-    ):
-        return None  # one of ours, since deleted
+    if claims.get(OWN):
+        return await services.principals.by_object_id(object_id) if object_id else None
+    object_id = object_id or claims.get("sub", "")
+    if not object_id or await services.principals.by_object_id(object_id) is not None:
+        return None  # an external identity may not pass for a local principal (and its role assignments)
     name = claims.get("preferred_username") or claims.get("upn") or claims.get("sub", "")
-    return Principal(-1, name, "external", object_id=object_id or claims.get("sub", ""))
+    return Principal(-1, name, "external", object_id=object_id)

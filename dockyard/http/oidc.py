@@ -91,7 +91,7 @@ async def token(request: web.Request) -> web.Response:
         error = "invalid_client" if grant_type == "client_credentials" else "invalid_grant"
         return _oauth_error(401 if error == "invalid_client" else 400, error, "the credentials are not valid")
     issued = services.issuer.issue(
-        principal, audience, services.issuer.issuer_url(base_url(request), None),
+        principal, audience, services.issuer.issuer_url(base_url(request), _tenant(request)),
         self_audience=audience not in WELL_KNOWN_AUDIENCES,
     )
     return web.Response(

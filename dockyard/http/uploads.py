@@ -15,7 +15,8 @@ from dockyard.services.uploads import Upload
 
 def _upload_headers(request: web.Request, upload: Upload) -> dict[str, str]:
     return {
-        "Location": f"{base_url(request)}/v2/{upload.repository}/blobs/uploads/{upload.id}",
+        # Relative, as ACR sends it: the azure-containerregistry SDK appends it to its endpoint.
+        "Location": f"/v2/{upload.repository}/blobs/uploads/{upload.id}",
         "Docker-Upload-UUID": upload.id,
         "Range": f"0-{upload.size - 1}" if upload.size else "0-0",
         "Content-Length": "0",

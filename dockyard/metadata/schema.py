@@ -133,6 +133,7 @@ manifests = sa.Table(
     sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("repository_id", "digest"),
     sa.Index(None, "repository_id", "subject"),
+    sa.Index(None, "repository_id", "updated_at"),
 )
 
 # What a manifest points at: its config and layers (kind "blob") or, for an
@@ -159,6 +160,7 @@ tags = sa.Table(
     sa.Column("list_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index(None, "repository_id", "digest"),
+    sa.Index(None, "repository_id", "updated_at"),
 )
 
 uploads = sa.Table(

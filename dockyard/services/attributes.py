@@ -9,7 +9,8 @@ models): ``registry``, ``imageName``, ``createdTime``, ``lastUpdateTime``,
 - by time (``orderby=timeasc|timedesc``): ordered by (last update time, key), and
   ``last`` is the cursor ``<time>&<key>`` of the last item of the previous page, so a
   page stays correct when the item it ended on has been deleted since (as ``acr
-  purge`` does). A plain name as ``last`` starts after that item, if it still exists.
+  purge`` does). A plain name as ``last`` starts after that item if it still exists,
+  else from the first item.
 
 Architecture and OS come from the image config blob, or from an index's entries;
 both are derived from immutable content, so they are cached by manifest digest.
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core import mediatypes as mt
 from dockyard.core.digests import Digest, is_digest
-from dockyard.core.errors import ManifestUnknown
+from dockyard.core.errors import ManifestUnknown, NameUnknown
 from dockyard.core.names import is_tag
 from dockyard.metadata.database import Database
 from dockyard.metadata.schema import blobs, manifest_references, manifests, repositories, repository_blobs, tags
@@ -162,7 +163,7 @@ class AttributeService:
         ).where(repositories.c.registry_id == registry.id, repositories.c.name == name)
         row = (await conn.execute(query)).first()
         if row is None:
-            await repos.require(conn, registry.id, name)  # raises NAME_UNKNOWN
+            raise NameUnknown(f"repository {name!r} is not known to the registry", detail={"name": name})
         return {
             "registry": registry.login_server,
             "imageName": name,

@@ -25,6 +25,7 @@ from .helpers import (
     bearer,
     fetch_token,
     parse_challenge,
+    path_of,
     sha256,
 )
 
@@ -123,7 +124,7 @@ async def test_anonymous_requests_get_bearer_challenge_with_scope(anonymous, sto
 async def test_upload_session_endpoints_challenge_for_push(client, anonymous, stored):
     response = await client.post("/v2/auth/repo/blobs/uploads/")
     location = response.headers["Location"]
-    session = "/" + location.split("/", 3)[3]
+    session = path_of(location)
     for method in ("GET", "PATCH", "PUT", "DELETE"):
         response = await anonymous.request(method, session)
         await assert_challenge(response, "repository:auth/repo:pull,push")

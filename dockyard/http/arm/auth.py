@@ -10,6 +10,7 @@ from __future__ import annotations
 from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, InvalidIdentityToken
 from dockyard.auth.principals import Principal
 from dockyard.http.arm.context import Call
+from dockyard.http.oauth import principal_from_identity
 from dockyard.http.arm.errors import ArmError, not_found
 from dockyard.services.tenancy import SubscriptionNotFound
 
@@ -41,22 +42,12 @@ async def authenticate(call: Call) -> Principal:
         raise _unauthenticated(call, "InvalidAuthenticationToken", f"The access token is invalid: {error}.") from None
     except Exception:  # an external issuer that can't be reached, a key we can't read
         raise _unauthenticated(call, "InvalidAuthenticationToken", "The access token could not be verified.") from None
-    object_id = str(claims.get("oid") or "")
-    principal = await services.principals.by_object_id(object_id) if object_id else None
-    if principal is not None:
-        return principal
-    issuer = str(claims.get("iss", ""))
-    if issuer.endswith((f"/{services.tenancy.tenant_id}/v2.0", "/adfs")):
-        raise _unauthenticated(call, "InvalidAuthenticationToken", "The access token's principal no longer exists.")
-    subject = str(claims.get("sub") or "")
-    if not (object_id or subject):
-        raise _unauthenticated(call, "InvalidAuthenticationToken", "The access token names no subject.")
-    return Principal(
-        id=-1,
-        name=str(claims.get("preferred_username") or subject or object_id),
-        kind="external",
-        object_id=object_id or subject,
-    )
+    principal = await principal_from_identity(services, claims)
+    if principal is None:
+        raise _unauthenticated(
+            call, "InvalidAuthenticationToken", "The access token's principal is not known to this installation."
+        )
+    return principal
 
 
 def client_name(principal: Principal) -> str:
