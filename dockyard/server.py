@@ -30,6 +30,7 @@ from dockyard.services.attributes import AttributeService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listings import ListingService
 from dockyard.services.manifests import ManifestService
+from dockyard.services.operations import OperationStore
 from dockyard.services.registries import RegistryService
 from dockyard.services.tenancy import TenancyService, installation_tenant
 from dockyard.services.uploads import UploadService
@@ -57,6 +58,7 @@ class Services:
     scopemaps: ScopeMapService
     issuer: IdentityIssuer
     signin: SignIn
+    operations: OperationStore
 
     async def close(self) -> None:
         await self.store.close()
@@ -108,6 +110,7 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
             tuple(ExternalIssuer(url, ()) for url in settings.oidc_issuer_list),
         ),
         signin=SignIn(principals, scopemaps, registries, tokens, Throttle(settings.login_throttle)),
+        operations=OperationStore(db),
     )
     await bootstrap(services)
     generated = await services.principals.bootstrap_owner(settings.data_dir, settings.owner_password)

@@ -9,6 +9,7 @@ from aiohttp import web
 from dockyard.core.errors import RegistryError, Unsupported
 from dockyard.auth import network
 from dockyard.http import directory, oidc, acr, blobs, listings, manifests, oauth, uploads
+from dockyard.http import arm
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
 from dockyard.http.identity import BasicChallenge, Challenge, ScopeChallenge, require_signed_in
@@ -85,4 +86,5 @@ def create_app(services) -> web.Application:
     oidc.register(app)
     directory.register(app)
     acr.add_routes(r, NAME)
+    arm.register(app)
     return app

@@ -3,12 +3,14 @@ handler shares: bodies, case-insensitive fields, enums, tags and times."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 from dockyard.http.arm.errors import ArmError, bad_request
@@ -52,6 +54,8 @@ class Call:
             raw = await self.request.read()
         except web.HTTPRequestEntityTooLarge:
             raise ArmError(413, "RequestEntityTooLarge", "The request content is too large.") from None
+        except (aiohttp.ClientPayloadError, ConnectionError, asyncio.IncompleteReadError):
+            raise bad_request("The request content ended before it was complete.") from None
         if not raw.strip():
             if required:
                 raise bad_request("The request content was invalid and could not be deserialized: the body is empty.")

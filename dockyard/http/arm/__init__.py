@@ -1,0 +1,40 @@
+"""Dockyard's Azure Resource Manager: the management API that az, the Azure SDKs and Terraform
+speak (subscriptions, resource groups, registries, scope maps, tokens, role assignments).
+
+`register(app)` adds one middleware that sends every ARM path to `routing.dispatch`. It runs
+in the middleware (rather than as router routes) so paths are matched without regard to the
+case of their fixed segments and with double slashes merged: ``az cloud register`` asks for
+``//metadata/endpoints``, and SDKs build ``//subscriptions/...`` from scopes that start with "/".
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from dockyard.http.arm.routing import dispatch
+
+ROOTS = frozenset({"subscriptions", "providers", "tenants", "metadata"})
+_SLASHES = re.compile(r"/{2,}")
+
+
+def arm_path(path: str) -> str | None:
+    """The normalised path if it is an ARM path, else None."""
+    merged = _SLASHES.sub("/", path)
+    first = merged[1:].split("/", 1)[0].lower()
+    if first not in ROOTS:
+        return None
+    return merged.rstrip("/") or "/"
+
+
+@web.middleware
+async def arm_paths(request: web.Request, handler):
+    path = arm_path(request.path)
+    if path is None:
+        return await handler(request)
+    return await dispatch(request, path)
+
+
+def register(app: web.Application) -> None:
+    app.middlewares.append(arm_paths)
