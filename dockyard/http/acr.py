@@ -15,6 +15,7 @@ from aiohttp import web
 from dockyard.http import bodies
 from dockyard.http.context import actor_of, registry_of, repository_of, services_of
 from dockyard.http.errors import BadRequest
+from dockyard.http.listings import page_params
 from dockyard.http.identity import require
 from dockyard.services.attributes import ORDERS
 from dockyard.services.locks import ATTRIBUTES
@@ -26,16 +27,6 @@ def _json(document, status: int = 200, headers: dict[str, str] | None = None) ->
     return web.Response(
         status=status, body=json.dumps(document).encode(), content_type="application/json", headers=headers
     )
-
-
-def _page_params(request: web.Request) -> tuple[int | None, str | None]:
-    raw = request.query.get("n")
-    n = None
-    if raw is not None and raw != "":
-        if not raw.isdigit() or len(raw) > 9:
-            raise BadRequest(f"n must be a non-negative integer, not {raw[:20]!r}")
-        n = int(raw)
-    return n, request.query.get("last") or None
 
 
 def _orderby(request: web.Request) -> str | None:
@@ -87,7 +78,7 @@ async def _attributes(request: web.Request) -> dict[str, bool]:
 
 async def catalog(request: web.Request) -> web.Response:
     await require(request, "registry", "catalog", "*")
-    n, last = _page_params(request)
+    n, last = page_params(request)
     page = await services_of(request).listings.catalog(registry_of(request).id, n, last)
     headers = _link("/acr/v1/_catalog", {"last": page.items[-1], "n": len(page.items)}) if page.more else None
     return _json({"repositories": page.items}, headers=headers)
@@ -122,7 +113,7 @@ async def delete_repository(request: web.Request) -> web.Response:
 async def list_tags(request: web.Request) -> web.Response:
     name = repository_of(request)
     await require(request, "repository", name, "metadata_read")
-    n, last = _page_params(request)
+    n, last = page_params(request)
     orderby = _orderby(request)
     digest = request.query.get("digest") or None
     listing = await services_of(request).attributes.list_tags(registry_of(request), name, n, last, orderby, digest)
@@ -164,7 +155,7 @@ async def delete_tag(request: web.Request) -> web.Response:
 async def list_manifests(request: web.Request) -> web.Response:
     name = repository_of(request)
     await require(request, "repository", name, "metadata_read")
-    n, last = _page_params(request)
+    n, last = page_params(request)
     orderby = _orderby(request)
     listing = await services_of(request).attributes.list_manifests(registry_of(request), name, n, last, orderby)
     headers = None

@@ -51,16 +51,23 @@ def _years(body: dict) -> float | web.Response:
     return float(years)
 
 
-async def create_service_principal(request: web.Request) -> web.Response:
+async def _authorized_body(request: web.Request, with_years: bool = False):
+    """(body, years) of a call by an owner, or the error Response to send instead."""
     caller = await _caller(request)
     if isinstance(caller, web.Response):
         return caller
     body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    if isinstance(body, web.Response) or not with_years:
+        return body if isinstance(body, web.Response) else (body, None)
     years = _years(body)
-    if isinstance(years, web.Response):
-        return years
+    return years if isinstance(years, web.Response) else (body, years)
+
+
+async def create_service_principal(request: web.Request) -> web.Response:
+    checked = await _authorized_body(request, with_years=True)
+    if isinstance(checked, web.Response):
+        return checked
+    body, years = checked
     name = str(body.get("displayName") or "")[:255] or "dockyard-sp"
     services = services_of(request)
     principal, secret = await services.principals.create_service_principal(name, years)
@@ -72,15 +79,10 @@ async def create_service_principal(request: web.Request) -> web.Response:
 
 
 async def reset_credentials(request: web.Request) -> web.Response:
-    caller = await _caller(request)
-    if isinstance(caller, web.Response):
-        return caller
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    years = _years(body)
-    if isinstance(years, web.Response):
-        return years
+    checked = await _authorized_body(request, with_years=True)
+    if isinstance(checked, web.Response):
+        return checked
+    body, years = checked
     services = services_of(request)
     principal = await services.principals.by_app_id(request.match_info["app_id"])
     if principal is None or principal.kind != "sp":
@@ -90,12 +92,10 @@ async def reset_credentials(request: web.Request) -> web.Response:
 
 
 async def create_user(request: web.Request) -> web.Response:
-    caller = await _caller(request)
-    if isinstance(caller, web.Response):
-        return caller
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    checked = await _authorized_body(request)
+    if isinstance(checked, web.Response):
+        return checked
+    body, _ = checked
     name, password = str(body.get("name") or ""), str(body.get("password") or "")
     if not name or len(password) < 8:
         return _error(400, "Request_BadRequest", "a user needs a name and a password of at least 8 characters")

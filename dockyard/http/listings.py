@@ -14,7 +14,7 @@ from dockyard.http.errors import BadRequest
 from dockyard.http.identity import require
 
 
-def _page_params(request: web.Request) -> tuple[int | None, str | None]:
+def page_params(request: web.Request) -> tuple[int | None, str | None]:
     raw = request.query.get("n")
     n = None
     if raw is not None and raw != "":
@@ -34,7 +34,7 @@ def _link(path: str, last: str, n: int) -> dict[str, str]:
 
 async def catalog(request: web.Request) -> web.Response:
     await require(request, "registry", "catalog", "*")
-    n, last = _page_params(request)
+    n, last = page_params(request)
     page = await services_of(request).listings.catalog(registry_of(request).id, n, last)
     headers = _link("/v2/_catalog", page.items[-1], len(page.items)) if page.more else None
     return _json({"repositories": page.items}, headers)
@@ -43,7 +43,7 @@ async def catalog(request: web.Request) -> web.Response:
 async def tags_list(request: web.Request) -> web.Response:
     repository = repository_of(request)
     await require(request, "repository", repository, "pull")
-    n, last = _page_params(request)
+    n, last = page_params(request)
     page = await services_of(request).listings.tags(registry_of(request).id, repository, n, last)
     headers = _link(f"/v2/{repository}/tags/list", page.items[-1], len(page.items)) if page.more else None
     return _json({"name": repository, "tags": page.items}, headers)
