@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from dockyard.core.errors import RegistryError, Unsupported
+from dockyard.core.errors import NameUnknown, RegistryError, Unsupported
 from dockyard.auth import network
 from dockyard.http import directory, oidc, acr, blobs, listings, manifests, oauth, uploads
 from dockyard.http import arm
@@ -29,9 +29,13 @@ DATA_PLANE = ("/v2", "/oauth2/", "/acr/")
 
 @web.middleware
 async def route_registry(request: web.Request, handler):
-    registry = request[REGISTRY] = await services_of(request).registries.for_host(request.host)
+    registries = services_of(request).registries
+    registry = await registries.for_host(request.host)
     if request.path.startswith(DATA_PLANE):
+        if registry is None:
+            raise NameUnknown(f"no registry has the login server {request.host.rsplit(':', 1)[0][:200]!r}")
         network.check_client(registry, request.remote or "")
+    request[REGISTRY] = registry or await registries.default()
     return await handler(request)
 
 

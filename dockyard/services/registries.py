@@ -147,18 +147,20 @@ class RegistryService:
             registry = await self.ensure(self.default_name)
         return registry
 
-    async def for_host(self, host: str | None) -> Registry:
-        """``<registry>.<domain>`` routes to that registry; any other host to the default one."""
-        if host:
-            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            hostname = hostname.lower().rstrip(".")
+    async def for_host(self, host: str | None) -> Registry | None:
+        """The registry a request's Host names.
+
+        ``<registry>.<domain>`` is that registry; a host of that shape that names no registry (one
+        never made, or since deleted) is None: in ACR such a name doesn't exist at all. Any other
+        host (an IP address, the bare domain, a deeper name) reaches the default registry.
+        """
+        if host and not host.endswith("]"):
+            hostname = host.rsplit(":", 1)[0].lower().rstrip(".")
             suffix = "." + self.domain
             if hostname.endswith(suffix):
                 label = hostname[: -len(suffix)]
                 if label and "." not in label:
-                    registry = await self.get(label)
-                    if registry is not None:
-                        return registry
+                    return await self.get(label)
         return await self.default()
 
     async def by_login_server(self, login_server: str) -> Registry | None:

@@ -45,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: end-to-end test against a real server with real clients"
     )
+    config.addinivalue_line("markers", "slow: takes minutes (or installs a large tool); still in the default run")
 
 
 def _log_sizes() -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -55,3 +56,37 @@ def free_port() -> int:
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+HOSTS_FILE = "/etc/hosts"
+
+
+@contextlib.contextmanager
+def etc_hosts(names: list[str], mark: str, address: str = "127.0.0.1"):
+    """Make ``names`` resolve to ``address`` through /etc/hosts lines ending in ``# mark``,
+    removed afterwards. Needs root (skips, or fails under CI=true, otherwise).
+
+    Add them before dockerd starts where possible: Go caches /etc/hosts (it looks again at most
+    every 5 seconds). The file is written in place, not replaced: it is often a bind mount.
+    """
+    tag = f"# {mark}"
+    if os.geteuid() != 0 or not os.access(HOSTS_FILE, os.W_OK):
+        msg = f"{', '.join(names)} must resolve and {HOSTS_FILE} isn't writable (run as root)"
+        if IN_CI:
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    with open(HOSTS_FILE) as f:
+        original = f.read()
+    lines = "".join(f"{address} {name} {tag}\n" for name in names)
+    with open(HOSTS_FILE, "a") as f:
+        f.write(("" if not original or original.endswith("\n") else "\n") + lines)
+    try:
+        for name in names:
+            resolved = {info[4][0] for info in socket.getaddrinfo(name, None)}
+            assert address in resolved, f"{name} resolves to {resolved} after adding it to {HOSTS_FILE}"
+        yield names
+    finally:
+        with open(HOSTS_FILE) as f:
+            kept = [line for line in f.read().splitlines(keepends=True) if not line.rstrip().endswith(tag)]
+        with open(HOSTS_FILE, "w") as f:
+            f.write("".join(kept))
