@@ -18,9 +18,7 @@ both are derived from immutable content, so they are cached by manifest digest.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.core import mediatypes as mt
 from dockyard.core.digests import Digest, is_digest
 from dockyard.core.errors import ManifestUnknown, NameUnknown
 from dockyard.core.names import is_tag
@@ -37,6 +34,7 @@ from dockyard.metadata.database import Database
 from dockyard.metadata.schema import blobs, manifest_references, manifests, repositories, repository_blobs, tags
 from dockyard.services import events, locks, repositories as repos
 from dockyard.services.manifests import ManifestService
+from dockyard.services.platforms import PlatformReader
 from dockyard.storage import BlobStore
 
 if TYPE_CHECKING:
@@ -48,9 +46,6 @@ TIME_ASC = "timeasc"
 TIME_DESC = "timedesc"
 ORDERS = (TIME_ASC, TIME_DESC)
 
-IMAGE_CONFIGS = frozenset({"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"})
-MAX_CONFIG_BYTES = 4 << 20
-PLATFORM_CACHE_SIZE = 10_000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _IN_BATCH = 500
 
@@ -59,13 +54,6 @@ _IN_BATCH = 500
 class Listing:
     document: dict[str, Any]
     last: str | None  # ``last`` of the next page; None when this is the last page
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    architecture: str | None = None
-    os: str | None = None
-    references: tuple[dict[str, str], ...] | None = None  # an index's children
 
 
 def timestamp(value: datetime) -> str:
@@ -137,7 +125,7 @@ class AttributeService:
         self.store = store
         self.manifests = manifest_service
         self.max_page = max_page
-        self._platforms: OrderedDict[str, Platform] = OrderedDict()
+        self.platforms = PlatformReader(store)
 
     def _limit(self, n: int | None) -> int:
         return self.max_page if n is None else min(n, self.max_page)
@@ -348,7 +336,7 @@ class AttributeService:
             rows = rows[:limit]
             digests = [row.digest for row in rows]
             tags_of = await self._tags_of(conn, repository_id, digests, listed_only=True)
-            contents = await self._contents(conn, repository_id, [d for d in digests if d not in self._platforms])
+            contents = await self._contents(conn, repository_id, [d for d in digests if not self.platforms.known(d)])
         next_last = None
         if more:
             next_last = _cursor(rows[-1].updated, rows[-1].digest) if orderby else rows[-1].digest
@@ -423,7 +411,7 @@ class AttributeService:
             )
         ).one()
         tag_names = (await self._tags_of(conn, repository_id, [digest], listed_only=False)).get(digest, [])
-        contents = await self._contents(conn, repository_id, [] if digest in self._platforms else [digest])
+        contents = await self._contents(conn, repository_id, [] if self.platforms.known(digest) else [digest])
         return row, tag_names, contents
 
     async def _tags_of(
@@ -452,7 +440,7 @@ class AttributeService:
         return found
 
     async def _manifest(self, row, tag_names: list[str], contents: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
-        platform = await self._platform(row.digest, contents.get(row.digest))
+        platform = await self.platforms.of(row.digest, contents.get(row.digest))
         document: dict[str, Any] = {
             "digest": row.digest,
             "imageSize": int(row.image_size),
@@ -471,77 +459,6 @@ class AttributeService:
         if platform.references is not None:
             document["references"] = list(platform.references)
         return document
-
-    # -- architecture and OS -------------------------------------------------
-    async def _platform(self, digest: str, content: tuple[str, bytes] | None) -> Platform:
-        cached = self._platforms.get(digest)
-        if cached is not None:
-            self._platforms.move_to_end(digest)
-            return cached
-        if content is None:
-            return Platform()
-        media_type, raw = content
-        platform, final = await self._read_platform(media_type, raw)
-        if final:
-            self._platforms[digest] = platform
-            while len(self._platforms) > PLATFORM_CACHE_SIZE:
-                self._platforms.popitem(last=False)
-        return platform
-
-    async def _read_platform(self, media_type: str, raw: bytes) -> tuple[Platform, bool]:
-        """The manifest's platform, and whether it may be cached (False when the config could not be read)."""
-        try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return Platform(), True
-        if not isinstance(document, dict):
-            return Platform(), True
-        if media_type in mt.INDEXES:
-            references = []
-            for entry in document.get("manifests") or []:
-                if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-                    continue
-                reference = {"digest": entry["digest"]}
-                platform = entry.get("platform")
-                if isinstance(platform, dict):
-                    for field in ("architecture", "os"):
-                        if isinstance(platform.get(field), str):
-                            reference[field] = platform[field]
-                references.append(reference)
-            return Platform(references=tuple(references)), True
-        config = document.get("config")
-        if not isinstance(config, dict) or config.get("mediaType") not in IMAGE_CONFIGS:
-            return Platform(), True
-        digest = config.get("digest")
-        if not isinstance(digest, str):
-            return Platform(), True
-        data = await self._read_config(digest)
-        if data is None:
-            return Platform(), False
-        try:
-            image = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return Platform(), True
-        if not isinstance(image, dict):
-            return Platform(), True
-        architecture, os_name = image.get("architecture"), image.get("os")
-        return Platform(
-            architecture=architecture if isinstance(architecture, str) else None,
-            os=os_name if isinstance(os_name, str) else None,
-        ), True
-
-    async def _read_config(self, digest: str) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in self.store.read_blob(digest, 0, MAX_CONFIG_BYTES + 1):
-                chunks.append(chunk)
-                size += len(chunk)
-        except Exception:  # missing or unreadable: leave architecture and OS out, and don't cache that
-            log.warning("could not read config blob %s", digest, exc_info=True)
-            return None
-        return b"" if size > MAX_CONFIG_BYTES else b"".join(chunks)  # too large to be an image config
-
 
 def _tag_unknown(name: str, tag: str) -> ManifestUnknown:
     return ManifestUnknown(
