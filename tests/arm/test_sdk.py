@@ -3,14 +3,15 @@ Dockyard's OpenID Connect token endpoint (azure-identity's ClientSecretCredentia
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-pytest.importorskip("azure.mgmt.containerregistry")
-pytest.importorskip("azure.mgmt.resource.resources")
+importlib.import_module("azure.mgmt.containerregistry")
+importlib.import_module("azure.mgmt.resource.resources")
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError  # noqa: E402
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient  # noqa: E402
@@ -64,7 +65,7 @@ def test_cloud_metadata_over_tls(arm_server):
 
 
 def test_subscriptions_and_tenants(arm_server):
-    subscriptions = pytest.importorskip("azure.mgmt.resource.subscriptions")
+    subscriptions = importlib.import_module("azure.mgmt.resource.subscriptions")
     client = arm_server.client(subscriptions.SubscriptionClient, subscription=False)
     found = list(client.subscriptions.list())
     assert [s.subscription_id for s in found] == [arm_server.subscription_id]
@@ -200,7 +201,7 @@ def test_scope_maps_and_tokens(acr, registry):
 
 
 def test_role_assignments_grant_and_deny(arm_server, acr, registry):
-    authorization = pytest.importorskip("azure.mgmt.authorization")
+    authorization = importlib.import_module("azure.mgmt.authorization")
     admin = arm_server.client(authorization.AuthorizationManagementClient)
     reader_acr = arm_server.client(ContainerRegistryManagementClient, "reader")
     reader_id = arm_server.principals["reader"].object_id
