@@ -223,7 +223,7 @@ class PrincipalService:
                     ]
         if not candidates:
             # Spend the same time as a real check, so names can't be probed by timing.
-            await asyncio.to_thread(verify_secret, _dummy_hash(), password)
+            await asyncio.to_thread(_verify_decoy, password)
             return None, None
         for hashed, expires_at in candidates:
             if await asyncio.to_thread(verify_secret, hashed, password):
@@ -234,10 +234,11 @@ class PrincipalService:
 _DUMMY: list[str] = []
 
 
-def _dummy_hash() -> str:
+def _verify_decoy(password: str) -> None:
+    """A check against a hash nobody holds (made on first use), in the caller's worker thread."""
     if not _DUMMY:
         _DUMMY.append(hash_secret(generate_secret()))
-    return _DUMMY[0]
+    verify_secret(_DUMMY[0], password)
 
 
 def _aware(value: datetime) -> datetime:
