@@ -32,6 +32,14 @@ class Settings:
     subscription_id: str = ""  # default: a GUID made on first start
     oidc_issuers: str = ""  # external OpenID Connect issuers whose tokens are accepted, comma-separated
     login_throttle: int = 10  # failed sign-ins per client and name per minute before 429
+    # object storage credentials (the SDKs' own environment variables work too:
+    # AZURE_STORAGE_CONNECTION_STRING, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
+    azure_account_name: str = ""
+    azure_account_key: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    blob_delivery: str = "redirect"  # redirect: 307 to a short-lived store URL where the store has one; proxy: stream
+    background_work: str = "inline"  # inline: `serve` runs the outbox consumers; external: only `dockyard worker` does
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "Settings":
@@ -42,6 +50,11 @@ class Settings:
             database_url=self.database_url or f"sqlite:///{data_dir / 'metadata.db'}",
             storage_url=self.storage_url or f"file://{data_dir / 'blobs'}",
         )
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        names = ("azure_account_name", "azure_account_key", "s3_access_key_id", "s3_secret_access_key")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
 
     @property
     def oidc_issuer_list(self) -> list[str]:

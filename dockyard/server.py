@@ -74,7 +74,7 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     await migrate.upgrade(db)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.storage_options)
     blobs = BlobService(db, store)
     keys = settings.data_dir / "keys"
     assignments = AssignmentService(db)

@@ -17,6 +17,8 @@ from dockyard.http.app import create_app
 from dockyard.http.protocol import Runner
 from dockyard.server import open_services
 
+pytest_plugins = ["tests.servers.postgres", "tests.servers.azurite", "tests.servers.radosgw"]
+
 OWNER_PASSWORD = "correct horse battery staple"
 
 

@@ -4,15 +4,22 @@ A driver stores bytes under digests and partial uploads under upload ids; it
 knows nothing of registries, repositories or who is asking.
 """
 
+from collections.abc import Mapping
+
 from dockyard.storage.base import BlobStore, UploadWriter
 
 __all__ = ["BlobStore", "UploadWriter", "open_store"]
 
 
-def open_store(url: str) -> BlobStore:
-    """A driver for a storage URL: ``file:///path`` or a bare path, ``memory://``."""
+def open_store(url: str, options: Mapping[str, str] | None = None) -> BlobStore:
+    """A driver for a storage URL: ``file:///path`` or a bare path, ``memory://``.
+
+    ``options`` carries driver settings from the configuration (credentials and
+    the like); environment variables the cloud SDKs read are honoured too.
+    """
     from urllib.parse import urlparse
 
+    options = dict(options or {})
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         from dockyard.storage.filesystem import FilesystemStore

@@ -58,6 +58,14 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def delete_blob(self, digest: str) -> None: ...
 
+    async def blob_url(self, digest: str, *, expires_in: int) -> str | None:
+        """A URL from which a client can GET the blob itself for ``expires_in`` seconds.
+
+        Object stores answer with a SAS or presigned URL, so the server can
+        redirect (307) instead of streaming; stores without one return None.
+        """
+        return None
+
     def local_path(self, digest: str) -> Path | None:
         """A file holding the blob, where the driver has one (lets the server use sendfile)."""
         return None

@@ -1,0 +1,1 @@
+"""azurite for the tests: started once per session (to be written)."""

@@ -1,0 +1,1 @@
+"""postgres for the tests: started once per session (to be written)."""

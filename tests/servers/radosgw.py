@@ -1,0 +1,1 @@
+"""radosgw for the tests: started once per session (to be written)."""
