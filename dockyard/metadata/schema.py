@@ -172,6 +172,9 @@ uploads = sa.Table(
     sa.Column("algorithm", sa.String(16), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("state", sa.String(16), nullable=False, server_default="open"),
+    # The digest's running state after `size` bytes (dockyard.core.hashstate), so that
+    # whichever node receives the next chunk continues the hash without re-reading.
+    sa.Column("hash_state", sa.LargeBinary),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )

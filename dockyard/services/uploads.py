@@ -1,8 +1,10 @@
 """Blob upload sessions: monolithic, chunked, resumable.
 
 Bytes stream to the blob store in constant memory and are hashed as they pass.
-The hash state lives in this process while it can; an upload that continues
-elsewhere (after a restart) rebuilds it by reading back what was stored.
+The hash's running state is saved with the upload's size after every chunk, so
+any node (or this one after a restart) continues where the last chunk ended.
+Where the state can't be kept (no libcrypto, or a digest algorithm other than
+the upload's) the hash is rebuilt by reading back what was stored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from dockyard.core.digests import Digest, check_algorithm, new_hasher
+from dockyard.core.hashstate import resumable
 from dockyard.core.errors import BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable, SizeInvalid
 from dockyard.metadata.database import Database, utcnow
 from dockyard.metadata.schema import uploads
@@ -36,6 +39,7 @@ class Upload:
     repository: str
     algorithm: str
     size: int
+    hash_state: bytes | None = None
 
 
 class UploadService:
@@ -43,7 +47,6 @@ class UploadService:
         self.db = db
         self.store = store
         self.blobs = blobs
-        self._hashers: dict[str, tuple[int, object]] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
@@ -54,7 +57,8 @@ class UploadService:
 
     async def start(self, registry_id: int, repository: str, algorithm: str = "sha256") -> Upload:
         check_algorithm(algorithm)
-        upload = Upload(uuid.uuid4().hex, registry_id, repository, algorithm, 0)
+        initial = resumable(algorithm)
+        upload = Upload(uuid.uuid4().hex, registry_id, repository, algorithm, 0, initial and initial.state())
         await self.store.create_upload(upload.id)
         now = utcnow()
         async with self.db.write() as conn:
@@ -65,6 +69,7 @@ class UploadService:
                     repository=repository,
                     algorithm=algorithm,
                     size=0,
+                    hash_state=upload.hash_state,
                     state="open",
                     created_at=now,
                     updated_at=now,
@@ -86,7 +91,7 @@ class UploadService:
             row = (await conn.execute(query)).first()
         if row is None:
             raise unknown
-        return Upload(row.id, row.registry_id, row.repository, row.algorithm, row.size)
+        return Upload(row.id, row.registry_id, row.repository, row.algorithm, row.size, row.hash_state)
 
     async def append(
         self, upload: Upload, body: AsyncIterator[bytes], start: int | None = None, length: int | None = None
@@ -104,7 +109,6 @@ class UploadService:
                 detail={"range": f"0-{upload.size - 1}" if upload.size else "0-0"},
             )
         hasher = await self._hasher(upload)
-        self._hashers.pop(upload.id, None)
         writer = await self.store.open_upload(upload.id, upload.size)
         written = 0
         try:
@@ -124,23 +128,28 @@ class UploadService:
             await writer.abort()
             raise
         size = upload.size + written
+        state = hasher.state() if hasattr(hasher, "state") else None
         async with self.db.write() as conn:
             result = await conn.execute(
                 sa.update(uploads)
                 .where(uploads.c.id == upload.id, uploads.c.size == upload.size, uploads.c.state == "open")
-                .values(size=size, updated_at=utcnow())
+                .values(size=size, hash_state=state, updated_at=utcnow())
             )
         if result.rowcount != 1:
             raise BlobUploadUnknown("the upload changed or ended while this chunk was written")
-        self._hashers[upload.id] = (size, hasher)
-        return replace(upload, size=size)
+        return replace(upload, size=size, hash_state=state)
 
     async def _hasher(self, upload: Upload, algorithm: str | None = None):
+        """The hash of the upload's bytes so far: from its saved state, else by re-reading them."""
         algorithm = algorithm or upload.algorithm
-        cached = self._hashers.get(upload.id)
-        if algorithm == upload.algorithm and cached is not None and cached[0] == upload.size:
-            return cached[1]
-        hasher = new_hasher(algorithm)
+        if algorithm == upload.algorithm and upload.hash_state is not None:
+            try:
+                hasher = resumable(algorithm, upload.hash_state)
+            except ValueError:
+                hasher = None  # a damaged state costs a re-read, never a wrong digest
+            if hasher is not None:
+                return hasher
+        hasher = resumable(algorithm) or new_hasher(algorithm)
         async for chunk in self.store.read_upload(upload.id, upload.size):
             await asyncio.to_thread(hasher.update, chunk)
         return hasher
@@ -176,7 +185,6 @@ class UploadService:
                 async with self.db.write() as conn:
                     await conn.execute(sa.update(uploads).where(uploads.c.id == upload.id).values(state="open"))
                 raise
-            self._hashers.pop(upload.id, None)
             async with self.db.write() as conn:
                 await self.blobs.link(conn, upload.registry_id, upload.repository, str(digest), upload.size)
                 await conn.execute(sa.delete(uploads).where(uploads.c.id == upload.id))
@@ -190,7 +198,6 @@ class UploadService:
                 )
             if result.rowcount != 1:
                 raise BlobUploadUnknown("the upload was completed or cancelled by another request")
-            self._hashers.pop(upload.id, None)
             await self.store.delete_upload(upload.id)
 
     async def expire(self, older_than) -> int:
@@ -202,7 +209,6 @@ class UploadService:
                 )
             ).all()
         for row in rows:
-            self._hashers.pop(row.id, None)
             await self.store.delete_upload(row.id)
         return len(rows)
 
