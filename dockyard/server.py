@@ -16,13 +16,13 @@ from aiohttp import web
 from dockyard import tls
 from dockyard.auth.access import Authorizer
 from dockyard.auth.assignments import AssignmentService
-from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, ExternalIssuer, IdentityIssuer, load_or_create_rsa_key
+from dockyard.auth.issuer import WELL_KNOWN_AUDIENCES, ExternalIssuer, IdentityIssuer, new_rsa_key, rsa_key
 from dockyard.auth.principals import PrincipalService
 from dockyard.auth.scopemaps import ScopeMapService
 from dockyard.auth.sealing import Sealer
 from dockyard.auth.signin import SignIn
 from dockyard.auth.throttle import Throttle
-from dockyard.auth.tokens import TokenService, load_or_create_key
+from dockyard.auth.tokens import TokenService, new_signing_key, signing_key
 from dockyard.config import Settings
 from dockyard.metadata import migrate
 from dockyard.metadata.database import Database, utcnow
@@ -34,6 +34,12 @@ from dockyard.services.operations import OperationStore
 from dockyard.services.registries import RegistryService
 from dockyard.services.tenancy import TenancyService, installation_tenant
 from dockyard.services.uploads import UploadService
+from dockyard.services.installation import (
+    IDENTITY_SIGNING_KEY,
+    SECRETS_KEY,
+    TOKEN_SIGNING_KEY,
+    installation_secret,
+)
 from dockyard.storage import BlobStore, open_store
 
 log = logging.getLogger("dockyard")
@@ -79,11 +85,14 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
     keys = settings.data_dir / "keys"
     assignments = AssignmentService(db)
     tenant_id = settings.tenant_id or await installation_tenant(db)
-    registries = RegistryService(db, settings.domain, settings.default_registry, Sealer.from_file(keys / "secrets.key"))
+    secrets_key = await installation_secret(db, SECRETS_KEY, Sealer.new_key, keys)
+    token_key = await installation_secret(db, TOKEN_SIGNING_KEY, new_signing_key, keys)
+    identity_key = await installation_secret(db, IDENTITY_SIGNING_KEY, new_rsa_key, keys)
+    registries = RegistryService(db, settings.domain, settings.default_registry, Sealer(secrets_key.encode()))
     principals = PrincipalService(db)
     scopemaps = ScopeMapService(db)
     tokens = TokenService(
-        load_or_create_key(keys / "token-signing.pem"),
+        signing_key(token_key),
         access_lifetime=settings.access_token_seconds,
         refresh_lifetime=settings.refresh_token_seconds,
     )
@@ -104,7 +113,7 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
         assignments=assignments,
         scopemaps=scopemaps,
         issuer=IdentityIssuer(
-            load_or_create_rsa_key(keys / "identity-signing.pem"),
+            rsa_key(identity_key),
             tenant_id,
             WELL_KNOWN_AUDIENCES,
             tuple(ExternalIssuer(url, ()) for url in settings.oidc_issuer_list),

@@ -5,11 +5,9 @@ and the verification of identity tokens: its own, or an external issuer's (throu
 from __future__ import annotations
 
 import base64
-import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,17 +34,16 @@ WELL_KNOWN_AUDIENCES = (
 )
 
 
-def load_or_create_rsa_key(path: Path) -> rsa.RSAPrivateKey:
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def new_rsa_key() -> str:
+    """A new RS256 signing key, as PEM."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def rsa_key(pem: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the identity-signing key is not an RSA private key")
     return key
 
 
@@ -68,7 +65,7 @@ class ExternalIssuer:
 class IdentityIssuer:
     def __init__(self, key: rsa.RSAPrivateKey, tenant_id: str, audiences: tuple[str, ...],
                  external: tuple[ExternalIssuer, ...] = ()) -> None:
-        self._key = key
+        self.key = key
         self._public = key.public_key()
         self.tenant_id = tenant_id
         self.audiences = audiences  # audiences Dockyard itself accepts (ARM and the registries)
@@ -129,7 +126,7 @@ class IdentityIssuer:
             claims["appid"] = claims["azp"] = principal.app_id
         else:
             claims["preferred_username"] = principal.name
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     async def verify(self, token: str, audiences: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Claims of a valid identity token for one of ``audiences`` (default: Dockyard's own)."""

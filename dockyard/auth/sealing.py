@@ -1,10 +1,8 @@
-"""Secrets that must be shown again (the admin user's passwords) are sealed with a key in the
-data dir, never stored in the clear. Secrets that are only checked are hashed instead."""
+"""Secrets that must be shown again (the admin user's passwords) are sealed with the installation's
+secrets key, never stored in the clear. Secrets that are only checked are hashed instead."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -13,18 +11,9 @@ class Sealer:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
 
-    @classmethod
-    def from_file(cls, path: Path) -> "Sealer":
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(Fernet.generate_key())
-        return cls(path.read_bytes().strip())
+    @staticmethod
+    def new_key() -> str:
+        return Fernet.generate_key().decode()
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()

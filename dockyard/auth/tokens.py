@@ -1,17 +1,15 @@
 """Signed JWTs for the registry's token protocol (access and refresh tokens).
 
-The signing key is an ECDSA P-256 key kept in the data directory. Verified
+The signing key is an ECDSA P-256 key kept in the database (services/installation.py). Verified
 tokens are remembered until they expire, so a request costs one dictionary
 lookup, not a signature check.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,20 +20,17 @@ ALGORITHM = "ES256"
 ISSUER = "Azure Container Registry"
 
 
-def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{path} is not an EC private key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def new_signing_key() -> str:
+    """A new ES256 signing key, as PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode()
+
+
+def signing_key(pem: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the token-signing key is not an EC private key")
     return key
 
 
@@ -52,7 +47,7 @@ class TokenService:
         refresh_lifetime: int = 10800,
         cache_size: int = 50_000,
     ) -> None:
-        self._key = key
+        self.key = key
         self._public = key.public_key()
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
@@ -70,7 +65,7 @@ class TokenService:
             "version": "1.0",
             **claims,
         }
-        return jwt.encode(body, self._key, algorithm=ALGORITHM)
+        return jwt.encode(body, self.key, algorithm=ALGORITHM)
 
     def issue_access(self, subject: str, audience: str, access: list[dict[str, Any]]) -> str:
         return self._issue(

@@ -1,8 +1,19 @@
-"""Bringing a database to the newest schema with Alembic, at startup."""
+"""Bringing a database to the newest schema with Alembic, at startup.
+
+Several nodes may start at once: the migration runs under a lock, so one
+migrates and the others then find the schema current. On PostgreSQL that is an
+advisory lock held by the migrating transaction; on SQLite, the write lock
+(``BEGIN IMMEDIATE``). Alembic's module-level state also allows one migration
+per process at a time.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from alembic import command
 from alembic.config import Config
@@ -20,11 +31,23 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+# Any fixed 64-bit number, the same on every node: "dockyard migrations".
+MIGRATION_LOCK = 0x646F636B79617264
+_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def upgrade(database: Database) -> None:
     def _run(connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with database.engine.begin() as conn:
-        await conn.run_sync(_run)
+    loop = asyncio.get_running_loop()
+    lock = _process_locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        async with database.engine.connect() as conn:
+            conn = await conn.execution_options(dockyard_write=True)
+            async with conn.begin():
+                if not database.is_sqlite:
+                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                await conn.run_sync(_run)

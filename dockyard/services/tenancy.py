@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from dockyard.core.errors import RegistryError
 from dockyard.metadata.database import Database, utcnow
-from dockyard.metadata.schema import installation, registries, resource_groups, subscriptions
+from dockyard.metadata.schema import registries, resource_groups, subscriptions
 
 _GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
 
@@ -174,9 +174,6 @@ class TenancyService:
 
 async def installation_tenant(db: Database) -> str:
     """The installation's tenant id: made once, on first start, and kept in the database."""
-    async with db.write() as conn:
-        value = (await conn.execute(sa.select(installation.c.value).where(installation.c.key == "tenant_id"))).scalar()
-        if value is None:
-            value = str(uuid.uuid4())
-            await conn.execute(sa.insert(installation).values(key="tenant_id", value=value))
-    return value
+    from dockyard.services.installation import installation_value
+
+    return await installation_value(db, "tenant_id", lambda: str(uuid.uuid4()))

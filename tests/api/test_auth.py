@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.auth.tokens import ISSUER
-from dockyard.auth.tokens import load_or_create_key
 
 from .helpers import (
     OCI_MANIFEST,
@@ -36,8 +35,8 @@ def decode(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def signing_key(settings) -> ec.EllipticCurvePrivateKey:
-    return load_or_create_key(settings.data_dir / "keys" / "token-signing.pem")
+def signing_key(services) -> ec.EllipticCurvePrivateKey:
+    return services.tokens.key
 
 
 def claims(**overrides) -> dict:
@@ -163,7 +162,7 @@ async def test_unknown_authorization_scheme_is_treated_as_anonymous(anonymous, s
 # -- token endpoint ---------------------------------------------------------------
 
 
-async def test_get_token_with_basic_credentials(anonymous, settings, stored):
+async def test_get_token_with_basic_credentials(anonymous, services, stored):
     response = await anonymous.get(
         "/oauth2/token",
         params={"service": SERVICE, "scope": "repository:auth/repo:pull,push"},
@@ -175,7 +174,7 @@ async def test_get_token_with_basic_credentials(anonymous, settings, stored):
     token = document["access_token"]
     assert isinstance(document.get("expires_in"), int) and document["expires_in"] > 0
     verified = jwt.decode(
-        token, signing_key(settings).public_key(), algorithms=["ES256"], audience=SERVICE
+        token, signing_key(services).public_key(), algorithms=["ES256"], audience=SERVICE
     )
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     assert verified["sub"] == "owner"
@@ -371,9 +370,9 @@ async def assert_token_refused(anonymous, token: str) -> None:
     assert_api_version(response)
 
 
-async def test_valid_handmade_token_is_accepted(anonymous, settings, stored):
+async def test_valid_handmade_token_is_accepted(anonymous, services, stored):
     # the control for the refusals below: the same claims, signed right, are accepted
-    token = jwt.encode(claims(), signing_key(settings), algorithm="ES256")
+    token = jwt.encode(claims(), signing_key(services), algorithm="ES256")
     response = await anonymous.get("/v2/auth/repo/manifests/v1", headers=bearer(token))
     assert response.status == 200
 
@@ -383,15 +382,15 @@ async def test_forged_token_signed_by_another_key(anonymous, stored):
     await assert_token_refused(anonymous, jwt.encode(claims(), other, algorithm="ES256"))
 
 
-async def test_expired_token(anonymous, settings, stored):
+async def test_expired_token(anonymous, services, stored):
     now = int(time.time())
-    token = jwt.encode(claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600), signing_key(settings), algorithm="ES256")
+    token = jwt.encode(claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600), signing_key(services), algorithm="ES256")
     await assert_token_refused(anonymous, token)
 
 
-async def test_token_not_yet_valid(anonymous, settings, stored):
+async def test_token_not_yet_valid(anonymous, services, stored):
     now = int(time.time())
-    token = jwt.encode(claims(nbf=now + 3600, exp=now + 7200), signing_key(settings), algorithm="ES256")
+    token = jwt.encode(claims(nbf=now + 3600, exp=now + 7200), signing_key(services), algorithm="ES256")
     await assert_token_refused(anonymous, token)
 
 
@@ -402,8 +401,8 @@ async def test_alg_none_token(anonymous, stored):
         await assert_token_refused(anonymous, token)
 
 
-async def test_hs256_token_keyed_with_the_public_key(anonymous, settings, stored):
-    public_pem = signing_key(settings).public_key().public_bytes(
+async def test_hs256_token_keyed_with_the_public_key(anonymous, services, stored):
+    public_pem = signing_key(services).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()).rstrip(b"=")
@@ -414,22 +413,22 @@ async def test_hs256_token_keyed_with_the_public_key(anonymous, settings, stored
     await assert_token_refused(anonymous, (header + b"." + payload + b"." + signature).decode())
 
 
-async def test_token_with_wrong_audience(anonymous, settings, stored):
+async def test_token_with_wrong_audience(anonymous, services, stored):
     for audience in ("other.localhost", "dockyard.localhost.evil", ["other.localhost"], ""):
-        token = jwt.encode(claims(aud=audience), signing_key(settings), algorithm="ES256")
+        token = jwt.encode(claims(aud=audience), signing_key(services), algorithm="ES256")
         await assert_token_refused(anonymous, token)
 
 
-async def test_token_with_wrong_issuer_or_missing_claims(anonymous, settings, stored):
-    key = signing_key(settings)
+async def test_token_with_wrong_issuer_or_missing_claims(anonymous, services, stored):
+    key = signing_key(services)
     for bad in (claims(iss="someone-else"), claims(exp=None), claims(sub=None), claims(aud=None), claims(iss=None)):
         await assert_token_refused(anonymous, jwt.encode(bad, key, algorithm="ES256"))
 
 
-async def test_tampered_token_payload(anonymous, settings, stored):
+async def test_tampered_token_payload(anonymous, services, stored):
     token = jwt.encode(
         claims(access=[{"type": "repository", "name": "auth/repo", "actions": ["pull"]}]),
-        signing_key(settings),
+        signing_key(services),
         algorithm="ES256",
     )
     header, _, signature = token.split(".")

@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dockyard.auth import roles
-from dockyard.auth.issuer import load_or_create_rsa_key
-from dockyard.auth.tokens import ISSUER, load_or_create_key
+from dockyard.auth.tokens import ISSUER
 from dockyard.metadata.database import utcnow
 from dockyard.metadata.schema import client_secrets
 
@@ -95,10 +94,10 @@ class Identity:
         return f"{self.base}/{self.tenant}/v2.0"
 
     def identity_key(self) -> rsa.RSAPrivateKey:
-        return load_or_create_rsa_key(self.settings.data_dir / "keys" / "identity-signing.pem")
+        return self.services.issuer.key
 
     def acr_public_key(self):
-        return load_or_create_key(self.settings.data_dir / "keys" / "token-signing.pem").public_key()
+        return self.services.tokens.key.public_key()
 
     async def sp(self, name: str = "ci-pipeline"):
         return await self.services.principals.create_service_principal(name)

@@ -1,0 +1,54 @@
+"""The installation's keys live in the database: every node signs and verifies with the same ones."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dockyard.auth.tokens import new_signing_key, signing_key
+from dockyard.config import load
+from dockyard.server import open_services
+
+
+async def test_two_nodes_on_one_database_accept_each_others_tokens(settings):
+    first, _ = await open_services(settings)
+    # A second node: its own (empty) data dir, the same database and store.
+    other_dir = settings.data_dir.parent / "other-node"
+    second, _ = await open_services(
+        load(environ={}, data_dir=other_dir, database_url=settings.database_url, storage_url=settings.storage_url)
+    )
+    try:
+        assert not (other_dir / "keys").exists()
+        assert first.tokens.key.private_numbers() == second.tokens.key.private_numbers()
+        assert first.issuer.kid == second.issuer.kid
+        assert first.tenancy.tenant_id == second.tenancy.tenant_id
+        assert second.registries.sealer.open(first.registries.sealer.seal("admin password")) == "admin password"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_nodes_starting_together_agree_on_one_set_of_keys(settings):
+    nodes = await asyncio.gather(
+        *(
+            open_services(load(environ={}, data_dir=settings.data_dir.parent / f"node{i}",
+                               database_url=settings.database_url, storage_url=settings.storage_url))
+            for i in range(3)
+        )
+    )
+    try:
+        keys = {services.tokens.key.private_numbers().private_value for services, _ in nodes}
+        assert len(keys) == 1
+    finally:
+        for services, _ in nodes:
+            await services.close()
+
+
+async def test_keys_of_an_older_data_dir_are_adopted(tmp_path):
+    pem = new_signing_key()
+    (tmp_path / "data" / "keys").mkdir(parents=True)
+    (tmp_path / "data" / "keys" / "token-signing.pem").write_text(pem)
+    services, _ = await open_services(load(environ={}, data_dir=tmp_path / "data", owner_password="x" * 16))
+    try:
+        assert services.tokens.key.private_numbers() == signing_key(pem).private_numbers()
+    finally:
+        await services.close()
