@@ -43,6 +43,9 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "Settings":
+        for name, allowed in (("blob_delivery", ("redirect", "proxy")), ("background_work", ("inline", "external"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         data_dir = Path(self.data_dir).expanduser().resolve()
         return dataclasses.replace(
             self,

@@ -9,7 +9,6 @@ import signal
 import ssl
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 
 from aiohttp import web
 
@@ -25,7 +24,7 @@ from dockyard.auth.throttle import Throttle
 from dockyard.auth.tokens import TokenService, new_signing_key, signing_key
 from dockyard.config import Settings
 from dockyard.metadata import migrate
-from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.database import Database
 from dockyard.services.attributes import AttributeService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listings import ListingService
@@ -40,6 +39,7 @@ from dockyard.services.installation import (
     TOKEN_SIGNING_KEY,
     installation_secret,
 )
+from dockyard.worker import run as worker
 from dockyard.storage import BlobStore, open_store
 
 log = logging.getLogger("dockyard")
@@ -139,18 +139,6 @@ async def bootstrap(services: Services) -> None:
             await services.registries.attach(default, group.id)
 
 
-async def _expire_uploads(services: Services) -> None:
-    period = timedelta(hours=services.settings.upload_expiry_hours)
-    while True:
-        try:
-            count = await services.uploads.expire(utcnow() - period)
-            if count:
-                log.info("expired %d abandoned uploads", count)
-        except Exception:
-            log.exception("expiring uploads failed")
-        await asyncio.sleep(600)
-
-
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The server's TLS context if tls_cert and tls_key are set; ValueError if only one is."""
     if not settings.tls_cert and not settings.tls_key:
@@ -192,12 +180,30 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    janitor = asyncio.create_task(_expire_uploads(services))
+    background = None
+    if settings.background_work == "inline":
+        background = asyncio.create_task(worker.background(services, stop))
     try:
         await stop.wait()
     finally:
-        janitor.cancel()
+        if background is not None:
+            await background
         await runner.cleanup()
+        await services.close()
+
+
+async def run_worker(settings: Settings) -> None:
+    """``dockyard worker``: the background work alone, until SIGINT or SIGTERM."""
+    services, _ = await open_services(settings)
+    print(f"Dockyard worker {worker.this_worker()} started", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await worker.background(services, stop)
+    finally:
         await services.close()
 
 
@@ -208,3 +214,12 @@ def main(settings: Settings) -> None:
         stream=sys.stderr,
     )
     asyncio.run(run(settings))
+
+
+def main_worker(settings: Settings) -> None:
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(run_worker(settings))

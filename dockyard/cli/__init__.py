@@ -52,6 +52,25 @@ def serve(
     server.main(settings)
 
 
+@app.command()
+def worker(
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Folder for the database, blobs and keys.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML settings file.")] = None,
+    database_url: Annotated[Optional[str], typer.Option("--database-url", help="Metadata database URL.")] = None,
+    storage_url: Annotated[Optional[str], typer.Option("--storage-url", help="Blob storage URL.")] = None,
+) -> None:
+    """Run the background work (outbox consumers, upload expiry) apart from serving."""
+    from dockyard import config as settings_module
+    from dockyard import server
+
+    try:
+        settings = settings_module.load(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    server.main_worker(settings)
+
+
 def main() -> None:
     import sys
 

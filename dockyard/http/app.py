@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.core.errors import NameUnknown, RegistryError, Unsupported
 from dockyard.auth import network
-from dockyard.http import directory, oidc, acr, blobs, listings, manifests, oauth, uploads
+from dockyard.http import directory, oidc, acr, blobs, health, listings, manifests, oauth, uploads
 from dockyard.http import arm
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
@@ -29,6 +29,8 @@ DATA_PLANE = ("/v2", "/oauth2/", "/acr/")
 
 @web.middleware
 async def route_registry(request: web.Request, handler):
+    if request.path in health.PATHS:
+        return await handler(request)
     registries = services_of(request).registries
     registry = await registries.for_host(request.host)
     if request.path.startswith(DATA_PLANE):
@@ -84,6 +86,7 @@ def create_app(services) -> web.Application:
     r.add_delete(session, uploads.cancel_upload)
     r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)
     r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
+    health.register(r)
     r.add_get("/oauth2/token", oauth.get_token)
     r.add_post("/oauth2/token", oauth.post_token)
     r.add_post("/oauth2/exchange", oauth.exchange)

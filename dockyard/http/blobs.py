@@ -1,4 +1,10 @@
-"""GET, HEAD and DELETE of blobs. Bodies leave by sendfile where the store has a file."""
+"""GET, HEAD and DELETE of blobs.
+
+Bodies leave by sendfile where the store has a file. On an object store a GET,
+once authorized, is redirected (307) to a short-lived SAS or presigned URL, as
+ACR and Distribution do, unless ``blob_delivery`` is ``proxy``: then this node
+streams the bytes, for clients that cannot reach the store.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +79,13 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD" or count == 0:
         headers["Content-Length"] = str(count)
         return web.Response(status=status, headers=headers)
+    if services.settings.blob_delivery != "proxy":
+        url = await services.blobs.direct_url(info.digest)
+        if url is not None:
+            return web.Response(
+                status=307,
+                headers={"Location": url, "Docker-Content-Digest": info.digest, "Content-Length": "0"},
+            )
     path = services.blobs.local_path(info.digest)
     if path is not None:
         try:

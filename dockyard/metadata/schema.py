@@ -291,3 +291,23 @@ operations = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp),
 )
+
+# The repository events log, in the shape of ACR's ContainerRegistryRepositoryEvents: one row
+# per outbox event, written by the audit consumer (dockyard/worker/audit.py). `event_id` is
+# unique, so an event is logged once even if two workers ever handled it.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("registry_id", sa.Integer, nullable=False),
+    sa.Column("time", Timestamp, nullable=False),
+    sa.Column("operation", sa.String(32), nullable=False),  # Push, Delete, Untag, ...
+    sa.Column("repository", Name, nullable=False),
+    sa.Column("tag", sa.String(128)),
+    sa.Column("digest", DigestColumn),
+    sa.Column("media_type", sa.String(255)),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("identity", sa.String(255)),
+    sa.Index(None, "registry_id", "time"),
+)

@@ -23,6 +23,11 @@ class BlobInfo:
     size: int
 
 
+# How long a redirect to the store stays usable: long enough to start a slow pull,
+# short enough that a leaked URL soon stops working (a download under way continues).
+DIRECT_URL_SECONDS = 20 * 60
+
+
 class BlobService:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
@@ -50,6 +55,10 @@ class BlobService:
 
     def local_path(self, digest: str) -> Path | None:
         return self.store.local_path(digest)
+
+    async def direct_url(self, digest: str) -> str | None:
+        """A short-lived URL of the store itself for the blob, where the store can give one."""
+        return await self.store.blob_url(digest, expires_in=DIRECT_URL_SECONDS)
 
     def read(self, digest: str, offset: int = 0, length: int | None = None):
         return self.store.read_blob(digest, offset, length)

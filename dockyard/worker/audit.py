@@ -1,0 +1,38 @@
+"""The repository events log: each outbox event as a row shaped like ACR's
+ContainerRegistryRepositoryEvents (what ACR sends to Azure Monitor)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata.schema import audit_log
+from dockyard.services import events
+
+OPERATIONS = {
+    events.PUSH: "Push",
+    events.DELETE: "Delete",
+    events.TAG_DELETE: "Untag",
+    events.BLOB_DELETE: "BlobDelete",
+    events.REPOSITORY_DELETE: "RepositoryDelete",
+}
+
+
+class AuditLog:
+    name = "audit"
+
+    async def handle(self, conn: AsyncConnection, event) -> None:
+        await conn.execute(
+            sa.insert(audit_log).values(
+                event_id=event.id,
+                registry_id=event.registry_id,
+                time=event.created_at,
+                operation=OPERATIONS.get(event.action, event.action),
+                repository=event.repository,
+                tag=event.tag,
+                digest=event.digest,
+                media_type=event.media_type,
+                size=event.size,
+                identity=event.actor,
+            )
+        )

@@ -1,0 +1,98 @@
+"""Claiming and settling outbox events.
+
+A worker claims up to ``batch`` unprocessed events whose lease is free
+(``claimed_at`` empty or older than ``lease``): on PostgreSQL with
+``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint batches without
+waiting; on SQLite the write lock serializes claims. Each event is then handled
+in its own transaction, which first marks it processed, guarded by the claim:
+if the lease was lost and another worker settled the event meanwhile, nothing
+is done; if a consumer fails, the transaction rolls back and the event stays
+claimed until its lease runs out, then is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.schema import events
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+
+
+class Consumer(Protocol):
+    """Something done for each event, inside the transaction that marks it processed."""
+
+    name: str
+
+    async def handle(self, conn: AsyncConnection, event) -> None: ...
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class Outbox:
+    def __init__(self, db: Database, consumers: Sequence[Consumer], *, worker_id: str | None = None,
+                 lease: timedelta = LEASE) -> None:
+        self.db = db
+        self.consumers = list(consumers)
+        self.worker_id = worker_id or uuid.uuid4().hex
+        self.lease = lease
+
+    async def claim(self, batch: int = 50) -> list:
+        now = utcnow()
+        free = sa.or_(events.c.claimed_at.is_(None), events.c.claimed_at < now - self.lease)
+        ids = (
+            sa.select(events.c.id)
+            .where(events.c.processed_at.is_(None), free)
+            .order_by(events.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)  # SQLite has no such clause; its write lock serializes claims
+        )
+        query = (
+            sa.update(events)
+            .where(events.c.id.in_(ids.scalar_subquery()))
+            .values(claimed_by=self.worker_id, claimed_at=now)
+            .returning(*events.c)
+        )
+        async with self.db.write() as conn:
+            rows = (await conn.execute(query)).all()
+        return sorted(rows, key=lambda row: row.id)
+
+    async def settle(self, event) -> bool:
+        """Run the consumers for one claimed event and mark it processed; False if the lease was lost."""
+        try:
+            async with self.db.write() as conn:
+                # Settle first: on PostgreSQL this also locks the event's row until commit.
+                done = await conn.execute(
+                    sa.update(events)
+                    .where(events.c.id == event.id, events.c.claimed_by == self.worker_id,
+                           events.c.processed_at.is_(None))
+                    .values(processed_at=utcnow())
+                )
+                if done.rowcount != 1:
+                    raise LeaseLost()
+                for consumer in self.consumers:
+                    await consumer.handle(conn, event)
+        except LeaseLost:
+            log.warning("event %s was taken over by another worker; its effects here were rolled back", event.id)
+            return False
+        return True
+
+    async def run_once(self, batch: int = 50) -> int:
+        """Claim one batch and settle it; the number of events settled."""
+        settled = 0
+        for event in await self.claim(batch):
+            if await self.settle(event):
+                settled += 1
+        return settled
