@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -38,6 +39,8 @@ class Settings:
     azure_account_key: str = ""
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    # load balancers whose X-Forwarded-Proto/-Host/-For are believed (comma-separated IPs or networks)
+    trusted_proxies: str = ""
     blob_delivery: str = "redirect"  # redirect: 307 to a short-lived store URL where the store has one; proxy: stream
     background_work: str = "inline"  # inline: `serve` runs the outbox consumers; external: only `dockyard worker` does
     extra: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +49,11 @@ class Settings:
         for name, allowed in (("blob_delivery", ("redirect", "proxy")), ("background_work", ("inline", "external"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for item in filter(None, (part.strip() for part in self.trusted_proxies.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {item!r} is not an IP address or network") from None
         data_dir = Path(self.data_dir).expanduser().resolve()
         return dataclasses.replace(
             self,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.core.errors import NameUnknown, RegistryError, Unsupported
 from dockyard.auth import network
-from dockyard.http import directory, oidc, acr, blobs, health, listings, manifests, oauth, uploads
+from dockyard.http import directory, oidc, acr, blobs, health, listings, manifests, oauth, proxies, uploads
 from dockyard.http import arm
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
@@ -65,7 +65,11 @@ async def _api_version_header(request: web.Request, response: web.StreamResponse
 
 
 def create_app(services) -> web.Application:
-    app = web.Application(middlewares=[render_errors, route_registry], client_max_size=1 << 20)
+    middlewares = [render_errors, route_registry]
+    trusted = proxies.parse_networks(services.settings.trusted_proxies)
+    if trusted:
+        middlewares.insert(0, proxies.middleware(trusted))
+    app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[SERVICES] = services
     app.on_response_prepare.append(_api_version_header)
     r = app.router
