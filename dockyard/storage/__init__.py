@@ -29,4 +29,12 @@ def open_store(url: str, options: Mapping[str, str] | None = None) -> BlobStore:
         from dockyard.storage.memory import MemoryStore
 
         return MemoryStore()
+    if parsed.scheme == "azure":  # azure://<container>[?endpoint=<blob service URL>]
+        from dockyard.storage.azure import AzureBlobStore
+
+        return AzureBlobStore.from_url(url, options)
+    if parsed.scheme == "s3":  # s3://<bucket>[/<prefix>][?endpoint=<S3-compatible URL>&region=<region>]
+        from dockyard.storage.s3 import S3Store
+
+        return S3Store.from_url(url, options)
     raise ValueError(f"unsupported storage URL scheme {parsed.scheme!r}")
