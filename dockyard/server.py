@@ -71,7 +71,7 @@ class Services:
         await self.db.close()
 
 
-async def open_services(settings: Settings) -> tuple[Services, str | None]:
+async def open_services(settings: Settings, *, owner: bool = True) -> tuple[Services, str | None]:
     """Build the services, migrate the database and bootstrap a new data dir.
 
     Returns the services and, on first start without DOCKYARD_OWNER_PASSWORD,
@@ -122,6 +122,8 @@ async def open_services(settings: Settings) -> tuple[Services, str | None]:
         operations=OperationStore(db),
     )
     await bootstrap(services)
+    if not owner:  # a worker: the first serving node makes the owner and shows its password
+        return services, None
     generated = await services.principals.bootstrap_owner(settings.data_dir, settings.owner_password)
     return services, generated
 
@@ -194,7 +196,7 @@ async def run(settings: Settings) -> None:
 
 async def run_worker(settings: Settings) -> None:
     """``dockyard worker``: the background work alone, until SIGINT or SIGTERM."""
-    services, _ = await open_services(settings)
+    services, _ = await open_services(settings, owner=False)
     print(f"Dockyard worker {worker.this_worker()} started", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

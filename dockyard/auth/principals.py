@@ -75,7 +75,10 @@ class PrincipalService:
         generated = None
         if not password:
             password = generated = generate_secret()
-        await self.create_user(OWNER, password, kind="owner", display_name="Owner")
+        try:
+            await self.create_user(OWNER, password, kind="owner", display_name="Owner")
+        except (PrincipalExists, sa.exc.IntegrityError):
+            return None  # another node starting at the same moment made it first
         if generated:
             path = data_dir / "owner.password"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -113,6 +113,7 @@ class DockyardServer:
     # serve https with tls_dir/server.pem and server-key.pem; clients trust tls_dir/ca.pem
     tls_dir: Path | None = None
     bind: str = "127.0.0.1"  # the address listened on; clients use 127.0.0.1
+    env: dict[str, str] = field(default_factory=dict)  # more settings (DOCKYARD_*) for this node
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -132,7 +133,7 @@ class DockyardServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> None:
-        env = dict(os.environ, DOCKYARD_OWNER_PASSWORD=self.password)
+        env = dict(os.environ, DOCKYARD_OWNER_PASSWORD=self.password, **self.env)
         cmd = [sys.executable, "-m", "dockyard", "serve",
                "--data-dir", str(self.data_dir), "--listen", f"{self.bind}:{self.port}"]
         if self.tls_dir:
@@ -181,6 +182,15 @@ class DockyardServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies mid-whatever, as a crashed machine would."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            with open(self.log_path, "ab") as log:
+                log.write(b"\n===== killed\n")
+            self.proc = None
 
     # -- docker token auth, for tests that speak raw HTTP
 
