@@ -209,12 +209,20 @@ async def run_worker(settings: Settings) -> None:
         await services.close()
 
 
+def quiet_sdk_loggers(settings: Settings) -> None:
+    """The cloud SDKs log every request at INFO: keep that for debug."""
+    if settings.log_level != "debug":
+        for name in ("azure", "botocore", "aiobotocore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(settings: Settings) -> None:
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    quiet_sdk_loggers(settings)
     asyncio.run(run(settings))
 
 
@@ -224,4 +232,5 @@ def main_worker(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    quiet_sdk_loggers(settings)
     asyncio.run(run_worker(settings))

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from dockyard.core.errors import NameUnknown, RegistryError, Unsupported
+from dockyard.core.errors import NameUnknown, RegistryError, Unavailable, Unsupported
 from dockyard.auth import network
 from dockyard.http import directory, oidc, acr, blobs, health, listings, manifests, oauth, proxies, uploads
 from dockyard.http import arm
@@ -55,7 +55,10 @@ async def render_errors(request: web.Request, handler):
         return render(Unsupported(f"{request.method} is not allowed on {request.path[:200]}"))
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as error:
+        if services_of(request).store.is_outage(error):
+            log.warning("blob store unavailable on %s %s: %r", request.method, request.path[:200], error)
+            return render(Unavailable("the blob store is unavailable; retry shortly"))
         log.exception("unhandled error on %s %s", request.method, request.path[:200])
         return internal_error()
 

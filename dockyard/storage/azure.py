@@ -39,9 +39,11 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobSasPermissions, generate_blob_sas
-from azure.storage.blob.aio import BlobClient, BlobServiceClient
+from azure.storage.blob.aio import BlobClient, BlobServiceClient, ExponentialRetry
 
 from dockyard.storage.base import BlobStore, UploadWriter
 
@@ -147,7 +149,12 @@ class AzureBlobStore(BlobStore):
         self._account_name = account_name
         self._account_key = account_key
         self._service = BlobServiceClient(
-            self.account_url, credential=credential, max_single_get_size=READ_CHUNK, max_chunk_get_size=READ_CHUNK
+            self.account_url, credential=credential, max_single_get_size=READ_CHUNK, max_chunk_get_size=READ_CHUNK,
+            # A few quick retries: while the service is away, requests should fail (503) in
+            # seconds, not hang for the SDK's default minute and a half.
+            # (the storage SDK's own policy; its default first backoff alone is 15 s)
+            retry_policy=ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=3, random_jitter_range=0),
+            connection_timeout=5, read_timeout=60,
         )
         self._container = self._service.get_container_client(container)
         self._ready = False
@@ -410,6 +417,13 @@ class AzureBlobStore(BlobStore):
             await blob.delete_blob()
         except ResourceNotFoundError:
             pass
+
+    def is_outage(self, error: BaseException) -> bool:
+        if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+            return True
+        if isinstance(error, HttpResponseError) and (error.status_code or 0) >= 500:
+            return True
+        return super().is_outage(error)
 
     async def blob_url(self, digest: str, *, expires_in: int) -> str | None:
         blob = self._blob_client(digest)

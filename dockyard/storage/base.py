@@ -66,6 +66,14 @@ class BlobStore(abc.ABC):
         """
         return None
 
+    def is_outage(self, error: BaseException) -> bool:
+        """Whether ``error`` means the store can't be reached right now (the server answers 503).
+
+        Connection failures, timeouts and the store's own 5xx answers are outages;
+        anything else is a bug to report, not to hide.
+        """
+        return isinstance(error, (ConnectionError, TimeoutError))
+
     def local_path(self, digest: str) -> Path | None:
         """A file holding the blob, where the driver has one (lets the server use sendfile)."""
         return None

@@ -228,6 +228,16 @@ class S3Store(BlobStore):
             if _code(e) not in ("BucketAlreadyOwnedByYou",):
                 raise
 
+    def is_outage(self, error: BaseException) -> bool:
+        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+        if isinstance(error, (BotoConnectionError, HTTPClientError)):
+            return True
+        if isinstance(error, ClientError):
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return status >= 500 or _code(error) in ("ServiceUnavailable", "SlowDown", "InternalError")
+        return super().is_outage(error)
+
     async def close(self) -> None:
         context, self._client_context, self._client = self._client_context, None, None
         if context is not None:
