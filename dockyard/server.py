@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import logging
 import signal
@@ -154,36 +155,50 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return tls.server_ssl_context(settings.tls_cert, settings.tls_key)
 
 
-async def run(settings: Settings) -> None:
-    from dockyard.http.app import create_app
-    from dockyard.http.protocol import Runner
-
-    context = ssl_context(settings)  # before anything is created: a bad certificate stops here
-    services, generated = await open_services(settings)
+def _announce_owner(settings: Settings, generated: str | None) -> None:
     if generated:
         print(
             f"Created the owner principal 'owner' with password: {generated}\n"
             f"(shown once; also written to {settings.data_dir / 'owner.password'})",
             flush=True,
         )
+
+
+async def prepare(settings: Settings) -> None:
+    """First-start work (migrations, keys, the owner) once, before worker processes fork."""
+    services, generated = await open_services(settings)
+    _announce_owner(settings, generated)
+    await services.close()
+
+
+async def run(settings: Settings, *, reuse_port: bool = False, background_work: bool = True,
+              announce: bool = True) -> None:
+    from dockyard.http.app import create_app
+    from dockyard.http.protocol import Runner
+
+    context = ssl_context(settings)  # before anything is created: a bad certificate stops here
+    services, generated = await open_services(settings)
+    _announce_owner(settings, generated)
     app = create_app(services)
     runner = Runner(app, access_log=log if settings.log_level == "debug" else None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=context)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=context,
+                       reuse_port=reuse_port or None)
     await site.start()
     default = await services.registries.default()
-    print(
-        f"Dockyard listening on {'https' if context else 'http'}://{settings.listen} (default registry {default.name!r}, "
-        f"login server {default.login_server}, data in {settings.data_dir})",
-        flush=True,
-    )
+    if announce:
+        print(
+            f"Dockyard listening on {'https' if context else 'http'}://{settings.listen} (default registry "
+            f"{default.name!r}, login server {default.login_server}, data in {settings.data_dir})",
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     background = None
-    if settings.background_work == "inline":
+    if settings.background_work == "inline" and background_work:
         background = asyncio.create_task(worker.background(services, stop))
     try:
         await stop.wait()
@@ -216,14 +231,58 @@ def quiet_sdk_loggers(settings: Settings) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(settings: Settings) -> None:
+def main(settings: Settings, workers: int = 1) -> None:
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
     quiet_sdk_loggers(settings)
-    asyncio.run(run(settings))
+    if workers <= 1:
+        asyncio.run(run(settings))
+        return
+    asyncio.run(prepare(settings))
+    sys.exit(_serve_in_processes(settings, workers))
+
+
+def _serve_child(settings: Settings, index: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent says when to stop (SIGTERM)
+    asyncio.run(run(settings, reuse_port=True, background_work=index == 0, announce=index == 0))
+
+
+def _serve_in_processes(settings: Settings, workers: int) -> int:
+    """``serve --workers N``: N processes accept on one port (SO_REUSEPORT); the first also runs
+    the background work. If one dies, the others are stopped too, for a supervisor to restart."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_serve_child, args=(settings, i), daemon=False) for i in range(workers)]
+    for child in children:
+        child.start()
+    stopping = False
+
+    def stop(signum=None, frame=None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    from multiprocessing.connection import wait
+
+    pending = {child.sentinel: child for child in children}
+    while pending:
+        for sentinel in wait(list(pending)):
+            child = pending.pop(sentinel)
+            child.join()
+            if not stopping:
+                log.error("serving process %d exited with code %s; stopping the others", child.pid, child.exitcode)
+                code = child.exitcode or 1
+                stop()
+    return code
 
 
 def main_worker(settings: Settings) -> None:

@@ -34,6 +34,8 @@ def serve(
     storage_url: Annotated[Optional[str], typer.Option("--storage-url", help="Blob storage URL.")] = None,
     tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", help="Serve https with this certificate (PEM).")] = None,
     tls_key: Annotated[Optional[str], typer.Option("--tls-key", help="Private key (PEM) of --tls-cert.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Serving processes sharing the port (SO_REUSEPORT).")] = 1,
 ) -> None:
     """Run the registry on the embedded defaults (SQLite + filesystem) or as configured."""
     from dockyard import config as settings_module
@@ -49,7 +51,7 @@ def serve(
     except (ValueError, OSError, IndexError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    server.main(settings)
+    server.main(settings, workers)
 
 
 @app.command()

@@ -114,6 +114,7 @@ class DockyardServer:
     tls_dir: Path | None = None
     bind: str = "127.0.0.1"  # the address listened on; clients use 127.0.0.1
     env: dict[str, str] = field(default_factory=dict)  # more settings (DOCKYARD_*) for this node
+    args: list[str] = field(default_factory=list)  # more `dockyard serve` flags
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -135,7 +136,7 @@ class DockyardServer:
     def start(self) -> None:
         env = dict(os.environ, DOCKYARD_OWNER_PASSWORD=self.password, **self.env)
         cmd = [sys.executable, "-m", "dockyard", "serve",
-               "--data-dir", str(self.data_dir), "--listen", f"{self.bind}:{self.port}"]
+               "--data-dir", str(self.data_dir), "--listen", f"{self.bind}:{self.port}", *self.args]
         if self.tls_dir:
             cmd += ["--tls-cert", str(self.tls_dir / "server.pem"),
                     "--tls-key", str(self.tls_dir / "server-key.pem")]
