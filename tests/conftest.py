@@ -30,23 +30,59 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request) -> str:
+    """The metadata database the in-process tests run on: each such test runs on both."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def data_template(tmp_path_factory):
-    """A data dir after its first start (migrated, owner created), built once and copied per test."""
-    template = tmp_path_factory.mktemp("template") / "data"
+def data_template(tmp_path_factory, database, request):
+    """A data dir after its first start (migrated, owner created), built once and copied per test.
+
+    On PostgreSQL its database is made a template database, which ``make_settings`` copies.
+    """
+    template = tmp_path_factory.mktemp(f"template-{database}") / "data"
+    database_url = None
+    if database == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        database_url = postgres.new_database(name="dockyard_first_start")
 
     async def first_start():
-        services, _ = await open_services(load(environ={}, data_dir=template, owner_password=OWNER_PASSWORD))
+        settings = load(environ={}, data_dir=template, owner_password=OWNER_PASSWORD, database_url=database_url)
+        services, _ = await open_services(settings)
         await services.close()
 
     asyncio.run(first_start())
+    if database_url:
+        (template / TEMPLATE_DATABASE).write_text(postgres.make_template(database_url))
     return template
 
 
+TEMPLATE_DATABASE = "template-database"  # in a PostgreSQL data template: the template database's name
+
+
 @pytest.fixture
-def settings(tmp_path, data_template):
-    shutil.copytree(data_template, tmp_path / "data")
-    return load(environ={}, data_dir=tmp_path / "data", owner_password=OWNER_PASSWORD)
+def make_settings(tmp_path, data_template, request):
+    """Settings of a new data dir (a copy of the template, with its own database), with ``flags`` on top."""
+
+    def make(**flags):
+        data_dir = tmp_path / "data"
+        shutil.copytree(data_template, data_dir)
+        marker = data_dir / TEMPLATE_DATABASE
+        if marker.exists():
+            postgres = request.getfixturevalue("postgres_server")
+            flags["database_url"] = postgres.new_database(marker.read_text())
+            marker.unlink()
+            request.addfinalizer(lambda: postgres.drop_database(flags["database_url"]))
+        return load(environ={}, data_dir=data_dir, owner_password=OWNER_PASSWORD, **flags)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings()
 
 
 @pytest.fixture

@@ -131,6 +131,12 @@ class AssignmentService:
             raise InvalidAssignment(f"The role '{role.name}' does not support conditions.")
         assignment_id = (assignment_id or str(uuid.uuid4())).lower()
         async with self.db.write() as conn:
+            # the same name, or the same role for the same principal at the same scope, made at once
+            await self.db.lock(
+                conn,
+                ("role assignment", assignment_id),
+                ("role assignment of", scope.lower(), role.id, principal_object_id.lower()),
+            )
             existing = (
                 await conn.execute(sa.select(role_assignments).where(role_assignments.c.id == assignment_id))
             ).first()

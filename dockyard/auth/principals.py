@@ -93,6 +93,7 @@ class PrincipalService:
             raise RegistryError(f"invalid user name {name[:60]!r}")
         hashed = await asyncio.to_thread(hash_secret, password)
         async with self.db.write() as conn:
+            await self.db.lock(conn, ("principal name", name))  # two creations of one name: the second is told
             exists = (await conn.execute(sa.select(principals.c.id).where(principals.c.name == name))).first()
             if exists:
                 raise PrincipalExists(f"a principal named {name!r} already exists")
@@ -128,6 +129,14 @@ class PrincipalService:
         hashed = await asyncio.to_thread(hash_secret, secret)
         now = utcnow()
         async with self.db.write() as conn:
+            # the principal's row stays while its secret is added (a concurrent delete waits, or went first)
+            alive = (
+                await conn.execute(
+                    sa.select(principals.c.id).where(principals.c.id == principal.id).with_for_update(key_share=True)
+                )
+            ).scalar()
+            if alive is None:
+                raise PrincipalNotFound(f"the principal {principal.name!r} was deleted")
             if not append:
                 await conn.execute(sa.delete(client_secrets).where(client_secrets.c.principal_id == principal.id))
             await conn.execute(

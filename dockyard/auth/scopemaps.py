@@ -171,6 +171,11 @@ class ScopeMapService:
             raise ScopeMapNotFound(f"The scope map '{name}' was not found in registry '{registry.name}'.")
         return ScopeMap(row.name, row.description or "", tuple(row.actions), False, row.created_at)
 
+    async def _lock(self, conn, registry: Registry) -> None:
+        """One writer at a time of a registry's scope maps and tokens (their quota, and which map a
+        token uses); the registry's shared key keeps its deletion out meanwhile."""
+        await self.db.lock(conn, ("scope maps and tokens", registry.id), shared=(("registry", registry.id),))
+
     async def put_map(self, registry: Registry, name: str, actions: list[str], description: str | None) -> ScopeMap:
         if name in SYSTEM:
             raise ScopeMapError(f"The system scope map '{name}' cannot be changed.")
@@ -179,6 +184,7 @@ class ScopeMapService:
         if description is not None and len(description) > 256:
             raise ScopeMapError("The description holds at most 256 characters.")
         async with self.db.write() as conn:
+            await self._lock(conn, registry)
             query = sa.select(scope_maps.c.id).where(scope_maps.c.registry_id == registry.id, scope_maps.c.name == name)
             existing = (await conn.execute(query)).scalar()
             if existing is None:
@@ -204,6 +210,7 @@ class ScopeMapService:
         if name in SYSTEM:
             raise ScopeMapError(f"The system scope map '{name}' cannot be deleted.")
         async with self.db.write() as conn:
+            await self._lock(conn, registry)
             used = (
                 await conn.execute(
                     sa.select(registry_tokens.c.name).where(
@@ -262,6 +269,7 @@ class ScopeMapService:
         if scope_map is not None:
             await self.get_map(registry, scope_map)
         async with self.db.write() as conn:
+            await self._lock(conn, registry)
             query = sa.select(registry_tokens.c.id).where(
                 registry_tokens.c.registry_id == registry.id, registry_tokens.c.name == name
             )
@@ -321,6 +329,7 @@ class ScopeMapService:
 
     async def delete_token(self, registry: Registry, name: str) -> None:
         async with self.db.write() as conn:
+            await self._lock(conn, registry)
             result = await conn.execute(
                 sa.delete(registry_tokens).where(
                     registry_tokens.c.registry_id == registry.id, registry_tokens.c.name == name

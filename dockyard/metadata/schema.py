@@ -18,9 +18,17 @@ metadata = sa.MetaData(
     }
 )
 
-# Names and tags are compared byte by byte so listings are in ASCII order.
-Name = sa.String(255)
-DigestColumn = sa.String(140)
+
+
+def Bytewise(length: int) -> sa.types.TypeEngine:
+    """A string compared byte by byte (ASCII order): SQLite's default; on PostgreSQL ``COLLATE "C"``."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+# Names, tags and digests are compared byte by byte so listings are in ASCII order.
+Name = Bytewise(255)
+TagName = Bytewise(128)
+DigestColumn = Bytewise(140)
 Timestamp = sa.DateTime(timezone=True)
 
 # Facts about the installation itself (its tenant id).
@@ -48,7 +56,7 @@ resource_groups = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("subscription_id", sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.String(90), nullable=False),
-    sa.Column("name_lower", sa.String(90), nullable=False),
+    sa.Column("name_lower", Bytewise(90), nullable=False),
     sa.Column("location", sa.String(64), nullable=False),
     sa.Column("tags", sa.JSON),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -60,7 +68,7 @@ registries = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(50), nullable=False),
-    sa.Column("name_lower", sa.String(50), nullable=False, unique=True),
+    sa.Column("name_lower", Bytewise(50), nullable=False, unique=True),
     sa.Column("sku", sa.String(20), nullable=False, server_default="Basic"),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("resource_group_id", sa.ForeignKey("resource_groups.id", ondelete="CASCADE")),
@@ -151,7 +159,7 @@ tags = sa.Table(
     "tags",
     metadata,
     sa.Column("repository_id", sa.ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("name", TagName, primary_key=True),
     sa.Column("digest", DigestColumn, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
@@ -188,7 +196,7 @@ events = sa.Table(
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("repository", Name, nullable=False),
     sa.Column("digest", DigestColumn),
-    sa.Column("tag", sa.String(128)),
+    sa.Column("tag", TagName),
     sa.Column("media_type", sa.String(255)),
     sa.Column("size", sa.BigInteger),
     sa.Column("actor", sa.String(255)),
@@ -254,7 +262,7 @@ scope_maps = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("registry_id", sa.ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("name", Bytewise(50), nullable=False),
     sa.Column("description", sa.String(256)),
     sa.Column("actions", sa.JSON, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -267,7 +275,7 @@ registry_tokens = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("registry_id", sa.ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("name", Bytewise(50), nullable=False),
     sa.Column("scope_map", sa.String(50), nullable=False),
     sa.Column("status", sa.String(10), nullable=False, server_default="enabled"),
     sa.Column("password1_hash", sa.String(255)),
@@ -304,7 +312,7 @@ audit_log = sa.Table(
     sa.Column("time", Timestamp, nullable=False),
     sa.Column("operation", sa.String(32), nullable=False),  # Push, Delete, Untag, ...
     sa.Column("repository", Name, nullable=False),
-    sa.Column("tag", sa.String(128)),
+    sa.Column("tag", TagName),
     sa.Column("digest", DigestColumn),
     sa.Column("media_type", sa.String(255)),
     sa.Column("size", sa.BigInteger),

@@ -165,6 +165,7 @@ class AttributeService:
     async def update_repository(self, registry: Registry, name: str, attributes: Mapping[str, bool]) -> dict[str, Any]:
         values = _values(attributes)
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry.id, name)
             repository_id = await repos.require(conn, registry.id, name)
             if values:
                 await conn.execute(sa.update(repositories).where(repositories.c.id == repository_id).values(**values))
@@ -173,6 +174,7 @@ class AttributeService:
     async def delete_repository(self, registry: Registry, name: str, actor: str | None = None) -> dict[str, list[str]]:
         """Delete a repository with its manifests, tags and blob links; ACR's ``{manifestsDeleted, tagsDeleted}``."""
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry.id, name)
             repository_id = await locks.repository_for_delete(conn, registry.id, name)
             await locks.check_repository_delete(conn, repository_id, name)
             tag_rows = (
@@ -284,6 +286,7 @@ class AttributeService:
     async def update_tag(self, registry: Registry, name: str, tag: str, attributes: Mapping[str, bool]) -> dict[str, Any]:
         values = _values(attributes)
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry.id, name)
             repository_id = await repos.require(conn, registry.id, name)
             if values and is_tag(tag):
                 await conn.execute(
@@ -363,6 +366,7 @@ class AttributeService:
     ) -> dict[str, Any]:
         values = _values(attributes)
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry.id, name)
             repository_id = await repos.require(conn, registry.id, name)
             digest = await self._resolve(conn, repository_id, name, reference)
             if values:

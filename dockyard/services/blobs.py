@@ -65,6 +65,7 @@ class BlobService:
 
     async def link(self, conn: AsyncConnection, registry_id: int, repository: str, digest: str, size: int) -> None:
         """Record a stored blob and make it visible in a repository (inside the caller's transaction)."""
+        await repos.lock(self.db, conn, registry_id, repository)
         now = utcnow()
         await conn.execute(
             self.db.insert(blobs).values(digest=digest, size=size, created_at=now).on_conflict_do_nothing()
@@ -106,6 +107,7 @@ class BlobService:
 
     async def delete(self, registry_id: int, repository: str, digest: Digest, actor: str | None = None) -> None:
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry_id, repository)
             repository_id = await locks.repository_for_delete(conn, registry_id, repository)
             result = await conn.execute(
                 sa.delete(repository_blobs).where(

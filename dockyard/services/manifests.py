@@ -110,6 +110,7 @@ class ManifestService:
         subject = parsed.subject.digest if parsed.subject else None
 
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry_id, repository)
             repository_id = await repos.ensure(self.db, conn, registry_id, repository)
             await locks.check_push(conn, repository_id, repository, new_tags)
             await self._check_references(conn, repository_id, parsed)
@@ -205,6 +206,7 @@ class ManifestService:
     # -- delete ------------------------------------------------------------
     async def delete(self, registry_id: int, repository: str, reference: str, actor: str | None = None) -> None:
         async with self.db.write() as conn:
+            await repos.lock(self.db, conn, registry_id, repository)
             repository_id = await locks.repository_for_delete(conn, registry_id, repository)
             if is_digest(reference):
                 await self._delete_manifest(conn, registry_id, repository, repository_id, Digest.parse(reference), actor)

@@ -233,6 +233,11 @@ class RegistryService:
         if row.get("admin_enabled"):
             row.update(self._new_admin_passwords())
         async with self.db.write() as conn:
+            # two creations of one name: the second finds the first's row and conflicts, no IntegrityError
+            await self.db.lock(conn, ("registry name", name.lower()))
+            taken = (await conn.execute(sa.select(registries.c.id).where(registries.c.name_lower == name.lower()))).scalar()
+            if taken is not None:
+                raise RegistryConflict(f"The registry {name} is already in use.")
             await conn.execute(sa.insert(registries).values(**row))
         self.forget(name)
         return await self.require(name)
@@ -279,6 +284,8 @@ class RegistryService:
         """Delete a registry with its repositories, tokens, scope maps and role assignments."""
         registry = await self.require(name)
         async with self.db.write() as conn:
+            # alone: no push, delete or token change of this registry runs meanwhile (they share the key)
+            await self.db.lock(conn, ("registry", registry.id))
             await conn.execute(sa.delete(registry_tokens).where(registry_tokens.c.registry_id == registry.id))
             await conn.execute(sa.delete(scope_maps).where(scope_maps.c.registry_id == registry.id))
             await conn.execute(sa.delete(repositories).where(repositories.c.registry_id == registry.id))

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.errors import NameUnknown
 from dockyard.metadata.database import Database, utcnow
-from dockyard.metadata.schema import repositories
+from dockyard.metadata.schema import registries, repositories
 
 
 async def find(conn: AsyncConnection, registry_id: int, name: str) -> int | None:
@@ -24,10 +24,27 @@ async def require(conn: AsyncConnection, registry_id: int, name: str) -> int:
     return repository_id
 
 
+async def lock(db: Database, conn: AsyncConnection, registry_id: int, name: str) -> None:
+    """Take the write locks of a change to this repository's content, first thing in the transaction.
+
+    On PostgreSQL writers of one repository (pushes, tag moves, deletes, blob links, attribute
+    changes, its creation and deletion) run one at a time, in every process, so what they read
+    still holds when they write; the registry's key is shared, so deleting the registry waits
+    for them and they for it. On SQLite the write lock serializes every writer already.
+    """
+    await db.lock(conn, ("repository", registry_id, name), shared=(("registry", registry_id),))
+
+
 async def ensure(db: Database, conn: AsyncConnection, registry_id: int, name: str) -> int:
+    """The repository's id, creating it (call ``lock`` first). NAME_UNKNOWN if the registry is gone."""
     repository_id = await find(conn, registry_id, name)
     if repository_id is not None:
         return repository_id
+    if not db.is_sqlite:
+        # the registry may have been deleted since the request found it
+        alive = (await conn.execute(sa.select(registries.c.id).where(registries.c.id == registry_id))).scalar()
+        if alive is None:
+            raise NameUnknown(f"the registry of repository {name!r} was deleted", detail={"name": name})
     now = utcnow()
     await conn.execute(
         db.insert(repositories)

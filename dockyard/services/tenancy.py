@@ -67,6 +67,7 @@ class TenancyService:
 
     async def ensure_subscription(self, subscription_id: str | None, display_name: str = "Dockyard") -> Subscription:
         async with self.db.write() as conn:
+            await self.db.lock(conn, ("subscriptions",))  # nodes starting together make one
             row = (await conn.execute(sa.select(subscriptions).order_by(subscriptions.c.created_at))).first()
             if subscription_id:
                 row = (
@@ -133,6 +134,7 @@ class TenancyService:
             raise InvalidName("The location of a resource group is required.")
         await self.subscription(subscription_id)
         async with self.db.write() as conn:
+            await self.db.lock(conn, ("resource group", subscription_id.lower(), name.lower()))
             query = sa.select(resource_groups).where(
                 resource_groups.c.subscription_id == subscription_id.lower(),
                 resource_groups.c.name_lower == name.lower(),

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from dockyard.core.digests import Digest, check_algorithm, new_hasher
 from dockyard.core.hashstate import resumable
-from dockyard.core.errors import BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable, SizeInvalid
+from dockyard.core.errors import BlobUploadUnknown, DigestInvalid, NameUnknown, RangeNotSatisfiable, SizeInvalid
 from dockyard.metadata.database import Database, utcnow
 from dockyard.metadata.schema import uploads
 from dockyard.services.blobs import BlobInfo, BlobService
@@ -61,20 +61,24 @@ class UploadService:
         upload = Upload(uuid.uuid4().hex, registry_id, repository, algorithm, 0, initial and initial.state())
         await self.store.create_upload(upload.id)
         now = utcnow()
-        async with self.db.write() as conn:
-            await conn.execute(
-                sa.insert(uploads).values(
-                    id=upload.id,
-                    registry_id=registry_id,
-                    repository=repository,
-                    algorithm=algorithm,
-                    size=0,
-                    hash_state=upload.hash_state,
-                    state="open",
-                    created_at=now,
-                    updated_at=now,
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    sa.insert(uploads).values(
+                        id=upload.id,
+                        registry_id=registry_id,
+                        repository=repository,
+                        algorithm=algorithm,
+                        size=0,
+                        hash_state=upload.hash_state,
+                        state="open",
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
+        except sa.exc.IntegrityError as error:  # the registry was deleted meanwhile (on another node)
+            await self.store.delete_upload(upload.id)
+            raise NameUnknown(f"repository {repository!r} is not known to the registry") from error
         return upload
 
     async def get(self, registry_id: int, repository: str, upload_id: str) -> Upload:

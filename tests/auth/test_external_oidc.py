@@ -7,7 +7,6 @@ document and the JWKS of its own RSA key.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import uuid
@@ -19,12 +18,11 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dockyard.auth import roles
-from dockyard.config import load
 from dockyard.http.app import create_app
 from dockyard.http.protocol import Runner
 from dockyard.server import open_services
 
-from .helpers import NULL_GUID, OWNER_PASSWORD, SERVICE, Seeder, basic, bearer, claim, decode, describe, oci_error
+from .helpers import NULL_GUID, SERVICE, Seeder, basic, bearer, claim, decode, describe, oci_error
 
 ARM = "https://management.azure.com/"
 ALL_SCOPES = ["repository:team/app:pull,push,delete", "registry:catalog:*"]
@@ -103,9 +101,8 @@ async def stranger():
 
 
 @pytest.fixture
-async def dockyard(tmp_path, data_template, tiny):
-    shutil.copytree(data_template, tmp_path / "data")
-    settings = load(environ={}, data_dir=tmp_path / "data", owner_password=OWNER_PASSWORD, oidc_issuers=tiny.url)
+async def dockyard(make_settings, tiny):
+    settings = make_settings(oidc_issuers=tiny.url)
     assert settings.oidc_issuer_list == [tiny.url]
     services, _ = await open_services(settings)
     yield services

@@ -15,6 +15,11 @@ branch_labels = None
 depends_on = None
 
 
+def bytewise(length):
+    """Compared byte by byte (ASCII order), as on SQLite: ``COLLATE "C"`` on PostgreSQL."""
+    return sa.String(length=length).with_variant(sa.String(length=length, collation="C"), "postgresql")
+
+
 def upgrade() -> None:
     op.create_table(
         'audit_log',
@@ -23,9 +28,9 @@ def upgrade() -> None:
         sa.Column('registry_id', sa.Integer(), nullable=False),
         sa.Column('time', sa.DateTime(timezone=True), nullable=False),
         sa.Column('operation', sa.String(length=32), nullable=False),
-        sa.Column('repository', sa.String(length=255), nullable=False),
-        sa.Column('tag', sa.String(length=128), nullable=True),
-        sa.Column('digest', sa.String(length=140), nullable=True),
+        sa.Column('repository', bytewise(255), nullable=False),
+        sa.Column('tag', bytewise(128), nullable=True),
+        sa.Column('digest', bytewise(140), nullable=True),
         sa.Column('media_type', sa.String(length=255), nullable=True),
         sa.Column('size', sa.BigInteger(), nullable=True),
         sa.Column('identity', sa.String(length=255), nullable=True),
