@@ -28,27 +28,31 @@ class BlobInfo:
 DIRECT_URL_SECONDS = 20 * 60
 
 
+# Built once; a request binds its values.
+_STAT = (
+    sa.select(blobs.c.size)
+    .select_from(
+        repository_blobs.join(repositories, repositories.c.id == repository_blobs.c.repository_id).join(
+            blobs, blobs.c.digest == repository_blobs.c.digest
+        )
+    )
+    .where(
+        repositories.c.registry_id == sa.bindparam("registry_id"),
+        repositories.c.name == sa.bindparam("repository"),
+        repository_blobs.c.digest == sa.bindparam("digest"),
+    )
+)
+
+
 class BlobService:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
 
     async def stat(self, registry_id: int, repository: str, digest: Digest) -> BlobInfo:
-        query = (
-            sa.select(blobs.c.size)
-            .select_from(
-                repository_blobs.join(repositories, repositories.c.id == repository_blobs.c.repository_id).join(
-                    blobs, blobs.c.digest == repository_blobs.c.digest
-                )
-            )
-            .where(
-                repositories.c.registry_id == registry_id,
-                repositories.c.name == repository,
-                repository_blobs.c.digest == str(digest),
-            )
-        )
+        params = {"registry_id": registry_id, "repository": repository, "digest": str(digest)}
         async with self.db.read() as conn:
-            size = (await conn.execute(query)).scalar()
+            size = (await conn.execute(_STAT, params)).scalar()
         if size is None:
             raise BlobUnknown(f"blob {digest} is not known in repository {repository!r}", detail={"digest": str(digest)})
         return BlobInfo(str(digest), size)

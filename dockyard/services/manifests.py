@@ -34,6 +34,34 @@ class PushResult:
     tags: list[str]
 
 
+_PULL_COLUMNS = (
+    manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content,
+    repositories.c.read_enabled.label("repository_read"), manifests.c.read_enabled.label("manifest_read"),
+)
+_GET_BY_DIGEST = (
+    sa.select(*_PULL_COLUMNS, sa.null().label("tag_read"))
+    .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
+    .where(
+        repositories.c.registry_id == sa.bindparam("registry_id"),
+        repositories.c.name == sa.bindparam("repository"),
+        manifests.c.digest == sa.bindparam("reference"),
+    )
+)
+_GET_BY_TAG = (
+    sa.select(*_PULL_COLUMNS, tags.c.read_enabled.label("tag_read"))
+    .select_from(
+        tags.join(repositories, repositories.c.id == tags.c.repository_id).join(
+            manifests, sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest)
+        )
+    )
+    .where(
+        repositories.c.registry_id == sa.bindparam("registry_id"),
+        repositories.c.name == sa.bindparam("repository"),
+        tags.c.name == sa.bindparam("reference"),
+    )
+)
+
+
 class ManifestService:
     def __init__(self, db: Database, max_bytes: int = MAX_MANIFEST_BYTES) -> None:
         self.db = db
@@ -41,41 +69,18 @@ class ManifestService:
 
     # -- pull --------------------------------------------------------------
     async def get(self, registry_id: int, repository: str, reference: str) -> ManifestRecord:
-        # The locks come in the same query: a pull stays one round trip.
-        columns = (
-            manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content,
-            repositories.c.read_enabled.label("repository_read"), manifests.c.read_enabled.label("manifest_read"),
-        )
+        # The locks come in the same query: a pull stays one round trip. The statements are
+        # built once (below); a request only binds its values.
+        params = {"registry_id": registry_id, "repository": repository, "reference": reference}
         if is_digest(reference):
-            digest = Digest.parse(reference)
-            query = (
-                sa.select(*columns, sa.null().label("tag_read"))
-                .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
-                .where(
-                    repositories.c.registry_id == registry_id,
-                    repositories.c.name == repository,
-                    manifests.c.digest == str(digest),
-                )
-            )
+            params["reference"] = str(Digest.parse(reference))
+            query = _GET_BY_DIGEST
         elif is_tag(reference):
-            query = (
-                sa.select(*columns, tags.c.read_enabled.label("tag_read"))
-                .select_from(
-                    tags.join(repositories, repositories.c.id == tags.c.repository_id).join(
-                        manifests,
-                        sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest),
-                    )
-                )
-                .where(
-                    repositories.c.registry_id == registry_id,
-                    repositories.c.name == repository,
-                    tags.c.name == reference,
-                )
-            )
+            query = _GET_BY_TAG
         else:
             raise ManifestUnknown(f"{reference[:140]!r} is neither a valid tag nor a digest")
         async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(query, params)).first()
             if row is None:
                 await repos.require(conn, registry_id, repository)
                 raise ManifestUnknown(
