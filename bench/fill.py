@@ -4,8 +4,8 @@ Neither server can take 100,000 tag or repository creations over HTTP inside thi
 budget (Dockyard manages ~100-150/s, Distribution ~300-400/s on this machine), so each
 server gets HTTP for a bounded time and the rest is written the way that server stores it:
 
-- Dockyard: rows inserted in-process with its own database layer and schema
-  (``dockyard.metadata``), exactly the rows its services write for a tag (``tags``) or for a
+- Dockyard (SQLite or PostgreSQL, given the server's database URL): rows inserted in-process
+  with its own database layer and schema (``dockyard.metadata``), exactly the rows its services write for a tag (``tags``) or for a
   repository holding a blob (``repositories`` + ``repository_blobs``); no outbox events.
 - Distribution: the link files its storage driver writes for a tag
   (``_manifests/tags/<tag>/current/link`` and ``index/sha256/<hex>/link``) or for a layer in a
@@ -23,11 +23,11 @@ import sqlalchemy as sa
 CHUNK = 5000
 
 
-async def dockyard_tags(data_dir: Path, registry: str, repo: str, names: list[str], digest: str) -> None:
+async def dockyard_tags(database_url: str, registry: str, repo: str, names: list[str], digest: str) -> None:
     from dockyard.metadata.database import Database
     from dockyard.metadata.schema import registries, repositories, tags
 
-    db = Database(f"sqlite:///{data_dir / 'metadata.db'}")
+    db = Database(database_url)
     try:
         async with db.read() as conn:
             repository_id = (
@@ -49,11 +49,11 @@ async def dockyard_tags(data_dir: Path, registry: str, repo: str, names: list[st
         await db.close()
 
 
-async def dockyard_repositories(data_dir: Path, registry: str, names: list[str], digest: str) -> None:
+async def dockyard_repositories(database_url: str, registry: str, names: list[str], digest: str) -> None:
     from dockyard.metadata.database import Database
     from dockyard.metadata.schema import registries, repositories, repository_blobs
 
-    db = Database(f"sqlite:///{data_dir / 'metadata.db'}")
+    db = Database(database_url)
     try:
         async with db.read() as conn:
             registry_id = (await conn.execute(sa.select(registries.c.id).where(registries.c.name == registry))).scalar_one()

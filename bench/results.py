@@ -27,6 +27,8 @@ class Row:
     higher_better: bool
     dockyard: list[float] = field(default_factory=list)
     distribution: list[float] = field(default_factory=list)
+    scaleout: list[float] = field(default_factory=list)  # Dockyard on PostgreSQL + Azure Blob (Azurite)
+    scaleout_proxy: list[float] = field(default_factory=list)  # the same, blob_delivery: proxy (pull rows only)
     limit_name: str | None = None  # the machine limit this row is held against
     limit_value: float | None = None
     note: str = ""
@@ -44,6 +46,19 @@ class Row:
         if not self.distribution or not self.dockyard or self.di == 0:
             return math.nan
         return self.dy / self.di
+
+    def samples(self, target: str) -> list[float]:
+        """The samples of one target: dockyard, distribution, scaleout or scaleout_proxy."""
+        return getattr(self, target)
+
+    def of(self, target: str) -> float:
+        return median(self.samples(target))
+
+    def ratio_of(self, target: str, other: str) -> float:
+        mine, theirs = self.samples(target), self.samples(other)
+        if not mine or not theirs or median(theirs) == 0:
+            return math.nan
+        return median(mine) / median(theirs)
 
 
 @dataclass
@@ -88,9 +103,13 @@ class Results:
             self.rows[key] = Row(key, label, unit, higher_better, **kwargs)
         return self.rows[key]
 
-    def add(self, key: str, server: str, value: float) -> None:
-        row = self.rows[key]
-        (row.dockyard if server == "Dockyard" else row.distribution).append(value)
+    def add(self, key: str, target: str, value: float) -> None:
+        """A sample of ``target``: dockyard, distribution, scaleout or scaleout_proxy (a server's ``key``)."""
+        self.rows[key].samples(target).append(value)
+
+    @property
+    def has_scaleout(self) -> bool:
+        return any(row.scaleout for row in self.rows.values())
 
     def get(self, key: str) -> Row | None:
         return self.rows.get(key)
@@ -102,6 +121,8 @@ class Results:
             "|---|---:|---:|---:|---|",
         ]
         for row in self.rows.values():
+            if not row.dockyard and not row.distribution:
+                continue
             ratio = row.ratio
             if math.isnan(ratio):
                 ratio_text = "n/a"
@@ -118,6 +139,35 @@ class Results:
             )
         return lines
 
+    def scaleout_lines(self) -> list[str]:
+        """The scale-out target next to the other two; pull rows get a second line for ``blob_delivery: proxy``."""
+        lines = [
+            "| Scenario | Dockyard PG+Azure (median) | Dockyard embedded | Distribution | PG+Azure / Distribution | PG+Azure / embedded |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+
+        def ratio_text(value: float, higher_better: bool) -> str:
+            if math.isnan(value):
+                return "n/a"
+            digits = 2 if value >= 0.1 else 4 if value < 0.01 else 3
+            return f"{value:.{digits}f}x"
+
+        for row in self.rows.values():
+            for target, suffix in (("scaleout", ""), ("scaleout_proxy", " — **proxy** (`DOCKYARD_BLOB_DELIVERY=proxy`: Dockyard streams from Azurite)")):
+                if not row.samples(target):
+                    continue
+                label = row.label + suffix
+                if target == "scaleout" and row.scaleout_proxy:
+                    label += " — **redirect** (307 to Azurite: the bytes come from Azurite)"
+                better = "higher" if row.higher_better else "lower"
+                lines.append(
+                    f"| {label} | {fmt(row.of(target), row.unit)} | {fmt(row.dy, row.unit) if row.dockyard else 'n/a'} "
+                    f"| {fmt(row.di, row.unit) if row.distribution else 'n/a'} "
+                    f"| {ratio_text(row.ratio_of(target, 'distribution'), row.higher_better)} "
+                    f"| {ratio_text(row.ratio_of(target, 'dockyard'), row.higher_better)} ({better} is better) |"
+                )
+        return lines
+
     def limit_lines(self) -> list[str]:
         lines = ["| Limit | Median | Samples |", "|---|---:|---|"]
         for name, info in self.limits.items():
@@ -127,6 +177,21 @@ class Results:
                 extra = f" (p50 {info['p50_ms']:.2f} ms, p99 {info['p99_ms']:.2f} ms)"
             lines.append(f"| {name} | {fmt(info['median'], info['unit'])}{extra} | {samples} |")
         return lines
+
+    def scaleout_section(self) -> list[str]:
+        if not self.has_scaleout:
+            return []
+        config = self.facts.get("scaleout_config", "")
+        return [
+            "### Dockyard's scale-out configuration: PostgreSQL + Azure Blob (Azurite)",
+            "",
+            *([config, ""] if config else []),
+            "The same scenarios and checks as above. Ratios are the PG+Azure median over Distribution's and over "
+            "embedded Dockyard's; whether higher or lower is better is said per row.",
+            "",
+            *self.scaleout_lines(),
+            "",
+        ]
 
     def target_lines(self) -> list[str]:
         lines = ["| Target (from the issue) | Measured now | Met | Dockyard must get this many times better |", "|---|---|:-:|---:|"]
@@ -147,7 +212,15 @@ class Results:
             "limits": self.limits,
             "notes": self.notes,
             "memory": self.memory,
-            "rows": [asdict(row) | {"dockyard_median": row.dy, "distribution_median": row.di, "ratio": row.ratio} for row in self.rows.values()],
+            "rows": [
+                asdict(row) | {
+                    "dockyard_median": row.dy, "distribution_median": row.di, "ratio": row.ratio,
+                    "scaleout_median": row.of("scaleout"), "scaleout_proxy_median": row.of("scaleout_proxy"),
+                    "scaleout_ratio_to_distribution": row.ratio_of("scaleout", "distribution"),
+                    "scaleout_ratio_to_dockyard": row.ratio_of("scaleout", "dockyard"),
+                }
+                for row in self.rows.values()
+            ],
             "targets": [asdict(t) | {"met": t.met} for t in self.targets],
         }
 
@@ -186,6 +259,7 @@ class Results:
             "",
             *self.table_lines(),
             "",
+            *self.scaleout_section(),
             "### Machine limits and the client's own ceilings, measured in the same run",
             "",
             *self.limit_lines(),
