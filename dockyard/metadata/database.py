@@ -23,6 +23,7 @@ advisory lock on what is being changed (a no-op on SQLite, which needs none).
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,8 @@ class Database:
         self._inline: sa.Engine | None = None
         self._commits_since_checkpoint = 0
         self._checkpointing: asyncio.Task | None = None
+        self._raw: sqlite3.Connection | None = None
+        self._prepared: dict[int, tuple[sa.Select, str, tuple[str, ...], type]] = {}
         if self.is_sqlite:
             # Migrations use the async engine (aiosqlite); requests use the inline one.
             _configure_sqlite(self.engine.sync_engine, busy_ms=30000, autocheckpoint=True)
@@ -168,6 +171,32 @@ class Database:
         except (DBAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
 
+    async def fetch_one(self, statement: sa.Select, params: dict):
+        """The first row of a hot read (a pull's one query), or None.
+
+        On SQLite this skips SQLAlchemy's per-execution work: the statement is compiled
+        once, and runs on one read-only sqlite3 connection of this loop's thread, in
+        autocommit (each statement its own snapshot). Plain values come back as the
+        driver gives them, so keep to columns whose types need no conversion (text,
+        numbers, bytes; booleans arrive as 0/1).
+        """
+        if self._inline is None:
+            async with self.read() as conn:
+                return (await conn.execute(statement, params)).first()
+        prepared = self._prepared.get(id(statement))
+        if prepared is None or prepared[0] is not statement:
+            compiled = statement.compile(dialect=self._inline.dialect)
+            row_type = collections.namedtuple("Row", list(statement.selected_columns.keys()), rename=True)
+            prepared = self._prepared[id(statement)] = (statement, compiled.string, tuple(compiled.positiontup), row_type)
+        _, sql, names, row_type = prepared
+        try:
+            if self._raw is None:
+                self._raw = _raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
+            row = self._raw.execute(sql, [params[name] for name in names]).fetchone()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return None if row is None else row_type(*row)
+
     def insert(self, table: sa.Table):
         """An INSERT that can take ``on_conflict_do_nothing``/``do_update`` on either dialect."""
         return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
@@ -192,6 +221,9 @@ class Database:
         await conn.execute(sa.text("SELECT " + ", ".join(calls)), params)
 
     async def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self._checkpointing is not None:
             await self._checkpointing
         if self._inline is not None:
@@ -205,6 +237,13 @@ class Database:
 INLINE_BUSY_MS = 20
 WRITE_WAIT_SECONDS = 30.0
 CHECKPOINT_EVERY = 500
+
+
+def _raw_reader(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in (f"busy_timeout={INLINE_BUSY_MS}", "query_only=ON", "cache_size=-32000"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
 
 
 class _InlineConnection:

@@ -51,8 +51,8 @@ class BlobService:
 
     async def stat(self, registry_id: int, repository: str, digest: Digest) -> BlobInfo:
         params = {"registry_id": registry_id, "repository": repository, "digest": str(digest)}
-        async with self.db.read() as conn:
-            size = (await conn.execute(_STAT, params)).scalar()
+        row = await self.db.fetch_one(_STAT, params)
+        size = None if row is None else row.size
         if size is None:
             raise BlobUnknown(f"blob {digest} is not known in repository {repository!r}", detail={"digest": str(digest)})
         return BlobInfo(str(digest), size)

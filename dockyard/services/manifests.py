@@ -79,9 +79,9 @@ class ManifestService:
             query = _GET_BY_TAG
         else:
             raise ManifestUnknown(f"{reference[:140]!r} is neither a valid tag nor a digest")
-        async with self.db.read() as conn:
-            row = (await conn.execute(query, params)).first()
-            if row is None:
+        row = await self.db.fetch_one(query, params)
+        if row is None:
+            async with self.db.read() as conn:
                 await repos.require(conn, registry_id, repository)
                 raise ManifestUnknown(
                     f"manifest {reference!r} is not known in repository {repository!r}",
