@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+# Each argon2 computation takes 64 MiB for its moment: two at a time bounds the memory a burst
+# of sign-ins can take (they queue here, not in the default pool that file I/O needs).
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def in_pool(function, *args):
+    """Run an argon2 computation (or a decoy of one) in the bounded pool."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, function, *args)
+
+
+async def hash_secret_async(secret: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_POOL, hash_secret, secret)
+
+
+async def verify_secret_async(hashed: str, secret: str) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_POOL, verify_secret, hashed, secret)
 
 
 def hash_secret(secret: str) -> str:

@@ -7,7 +7,6 @@ each time; a failed one never is. Any change to the directory forgets them all.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import time
@@ -18,7 +17,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dockyard.auth.passwords import generate_secret, hash_secret, verify_secret
+from dockyard.auth.passwords import (
+    generate_secret,
+    hash_secret,
+    hash_secret_async,
+    in_pool,
+    verify_secret,
+    verify_secret_async,
+)
 from dockyard.core.errors import RegistryError
 from dockyard.metadata.database import Database, utcnow
 from dockyard.metadata.schema import client_secrets, principals
@@ -91,7 +97,7 @@ class PrincipalService:
     async def create_user(self, name: str, password: str, kind: str = "user", display_name: str | None = None) -> Principal:
         if not name or len(name) > 255 or ":" in name:
             raise RegistryError(f"invalid user name {name[:60]!r}")
-        hashed = await asyncio.to_thread(hash_secret, password)
+        hashed = await hash_secret_async(password)
         async with self.db.write() as conn:
             await self.db.lock(conn, ("principal name", name))  # two creations of one name: the second is told
             exists = (await conn.execute(sa.select(principals.c.id).where(principals.c.name == name))).first()
@@ -126,7 +132,7 @@ class PrincipalService:
     async def add_secret(self, principal: Principal, years: float = 1.0, append: bool = True,
                          display_name: str | None = None) -> str:
         secret = generate_secret()
-        hashed = await asyncio.to_thread(hash_secret, secret)
+        hashed = await hash_secret_async(secret)
         now = utcnow()
         async with self.db.write() as conn:
             # the principal's row stays while its secret is added (a concurrent delete waits, or went first)
@@ -235,10 +241,10 @@ class PrincipalService:
                     ]
         if not candidates:
             # Spend the same time as a real check, so names can't be probed by timing.
-            await asyncio.to_thread(_verify_decoy, password)
+            await in_pool(_verify_decoy, password)
             return None, None
         for hashed, expires_at in candidates:
-            if await asyncio.to_thread(verify_secret, hashed, password):
+            if await verify_secret_async(hashed, password):
                 return _principal(row), expires_at
         return None, None
 

@@ -6,7 +6,6 @@ repository is a name, ``<prefix>/*``, or ``*`` for the whole registry.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
@@ -15,7 +14,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dockyard.auth.passwords import generate_secret, hash_secret, verify_secret
+from dockyard.auth.passwords import (
+    generate_secret,
+    hash_secret_async,
+    verify_secret_async,
+)
 from dockyard.auth.principals import Principal
 from dockyard.core.errors import RegistryError
 from dockyard.metadata.database import Database, utcnow
@@ -304,7 +307,7 @@ class ScopeMapService:
             raise ScopeMapError("The password name must be 'password1' or 'password2'.")
         await self.get_token(registry, name)
         secret = generate_secret()
-        hashed = await asyncio.to_thread(hash_secret, secret)
+        hashed = await hash_secret_async(secret)
         now = utcnow()
         async with self.db.write() as conn:
             await conn.execute(
@@ -361,7 +364,7 @@ class ScopeMapService:
             hashed, expiry = getattr(row, f"{which}_hash"), getattr(row, f"{which}_expiry")
             if not hashed or (expiry is not None and _aware(expiry) <= current):
                 continue
-            if await asyncio.to_thread(verify_secret, hashed, password):
+            if await verify_secret_async(hashed, password):
                 scope_map = await self.get_map(registry, row.scope_map)
                 principal = Principal(-row.id, name, "token", registry_id=registry.id, actions=scope_map.actions)
                 lifetime = self.cache_seconds
