@@ -64,26 +64,14 @@ async def start_upload(request: web.Request) -> web.Response:
 
     if "digest" in request.query:
         digest = _digest_param(request)
-        upload = await services.uploads.start(registry.id, repository, digest.algorithm)
-        try:
-            info = await services.uploads.complete(
-                upload, digest, bodies.stream(request), length=bodies.content_length(request)
-            )
-        except BaseException:
-            await _discard(services, upload)
-            raise
+        info = await services.uploads.put_whole(
+            registry.id, repository, digest, bodies.stream(request), length=bodies.content_length(request)
+        )
         return _blob_created(request, repository, info.digest)
 
     algorithm = request.query.get("digest-algorithm", "sha256")
     upload = await services.uploads.start(registry.id, repository, algorithm)
     return web.Response(status=202, headers=_upload_headers(request, upload))
-
-
-async def _discard(services, upload: Upload) -> None:
-    try:
-        await services.uploads.cancel(upload)
-    except Exception:  # already gone: nothing to discard
-        pass
 
 
 async def _session(request: web.Request) -> Upload:

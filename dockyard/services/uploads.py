@@ -114,23 +114,7 @@ class UploadService:
             )
         hasher = await self._hasher(upload)
         writer = await self.store.open_upload(upload.id, upload.size)
-        written = 0
-        try:
-            async for buffer in _gather(body):
-                written += len(buffer)
-                if length is not None and written > length:
-                    raise SizeInvalid("the body is longer than Content-Length")
-                if len(buffer) < INLINE_HASH:
-                    hasher.update(buffer)
-                    await writer.write(buffer)
-                else:
-                    await asyncio.gather(writer.write(buffer), asyncio.to_thread(hasher.update, buffer))
-            if length is not None and written != length:
-                raise SizeInvalid(f"received {written} bytes but Content-Length said {length}")
-            await writer.close()
-        except BaseException:
-            await writer.abort()
-            raise
+        written = await _stream(body, writer, hasher, length)
         size = upload.size + written
         state = hasher.state() if hasattr(hasher, "state") else None
         async with self.db.write() as conn:
@@ -194,6 +178,34 @@ class UploadService:
                 await conn.execute(sa.delete(uploads).where(uploads.c.id == upload.id))
             return BlobInfo(str(digest), upload.size)
 
+    async def put_whole(
+        self, registry_id: int, repository: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None
+    ) -> BlobInfo:
+        """A monolithic upload (``POST ?digest=``): the body is the whole blob.
+
+        It can't be resumed, so it needs no upload row: the bytes go to a partial upload
+        in the store, are checked against the digest and committed, and one transaction
+        links the blob. A failure leaves nothing behind but the partial upload, removed here.
+        """
+        check_algorithm(digest.algorithm)
+        upload_id = uuid.uuid4().hex
+        await self.store.create_upload(upload_id)
+        try:
+            writer = await self.store.open_upload(upload_id, 0)
+            hasher = new_hasher(digest.algorithm)
+            size = await _stream(body, writer, hasher, length)
+            if hasher.hexdigest() != digest.hex:
+                raise DigestInvalid(
+                    f"the uploaded content does not match digest {digest}", detail={"digest": str(digest)}
+                )
+            await self.store.commit_upload(upload_id, str(digest), size)
+        except BaseException:
+            await self.store.delete_upload(upload_id)
+            raise
+        async with self.db.write() as conn:
+            await self.blobs.link(conn, registry_id, repository, str(digest), size)
+        return BlobInfo(str(digest), size)
+
     async def cancel(self, upload: Upload) -> None:
         async with self._lock(upload.id):
             async with self.db.write() as conn:
@@ -215,6 +227,28 @@ class UploadService:
         for row in rows:
             await self.store.delete_upload(row.id)
         return len(rows)
+
+
+async def _stream(body: AsyncIterator[bytes], writer, hasher, length: int | None) -> int:
+    """Write and hash a body; the bytes written, durable once this returns."""
+    written = 0
+    try:
+        async for buffer in _gather(body):
+            written += len(buffer)
+            if length is not None and written > length:
+                raise SizeInvalid("the body is longer than Content-Length")
+            if len(buffer) < INLINE_HASH:
+                hasher.update(buffer)
+                await writer.write(buffer)
+            else:
+                await asyncio.gather(writer.write(buffer), asyncio.to_thread(hasher.update, buffer))
+        if length is not None and written != length:
+            raise SizeInvalid(f"received {written} bytes but Content-Length said {length}")
+        await writer.close()
+    except BaseException:
+        await writer.abort()
+        raise
+    return written
 
 
 async def _gather(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -154,3 +154,15 @@ async def test_upload_is_bound_to_its_repository_and_registry(services):
         await services.uploads.get(registry.id, "elsewhere", upload.id)
     with pytest.raises(BlobUploadUnknown):
         await services.uploads.get(other.id, "app", upload.id)
+
+
+async def test_a_monolithic_upload_with_a_wrong_digest_leaves_nothing_behind(services):
+    registry = await services.registries.default()
+    with pytest.raises(DigestInvalid):
+        await services.uploads.put_whole(registry.id, "app", digest_of(b"other"), body(b"data"), length=4)
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(registry.id, "app", digest_of(b"other"))
+    uploads_dir = services.store.root / "uploads"
+    assert [p for p in uploads_dir.iterdir() if not p.name.startswith(".")] == []
+    info = await services.uploads.put_whole(registry.id, "app", digest_of(b"data"), body(b"data"), length=4)
+    assert (await services.blobs.stat(registry.id, "app", digest_of(b"data"))).size == info.size == 4
