@@ -70,7 +70,7 @@ class Database:
         self._commits_since_checkpoint = 0
         self._checkpointing: asyncio.Task | None = None
         self._raw: sqlite3.Connection | None = None
-        self._prepared: dict[int, tuple[sa.Select, str, tuple[str, ...], type]] = {}
+        self._prepared: dict[int, tuple] = {}
         if self.is_sqlite:
             # Migrations use the async engine (aiosqlite); requests use the inline one.
             _configure_sqlite(self.engine.sync_engine, busy_ms=30000, autocheckpoint=True)
@@ -87,7 +87,7 @@ class Database:
         if self._inline is not None:
             try:
                 with self._inline.connect() as conn:
-                    yield _InlineConnection(conn)
+                    yield _InlineConnection(conn, self)
             except (DBAPIError, OSError, sqlite3.Error) as exc:
                 raise _unavailable(exc) from exc
             return
@@ -128,7 +128,7 @@ class Database:
             delay = min(delay * 2, 0.05)
         try:
             try:
-                yield _InlineConnection(conn)
+                yield _InlineConnection(conn, self)
                 transaction.commit()
             except BaseException:
                 if transaction.is_active:
@@ -183,19 +183,30 @@ class Database:
         if self._inline is None:
             async with self.read() as conn:
                 return (await conn.execute(statement, params)).first()
-        prepared = self._prepared.get(id(statement))
-        if prepared is None or prepared[0] is not statement:
-            compiled = statement.compile(dialect=self._inline.dialect)
-            row_type = collections.namedtuple("Row", list(statement.selected_columns.keys()), rename=True)
-            prepared = self._prepared[id(statement)] = (statement, compiled.string, tuple(compiled.positiontup), row_type)
-        _, sql, names, row_type = prepared
+        sql, names, processors, row_type = self._compiled(statement)
         try:
             if self._raw is None:
                 self._raw = _raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
-            row = self._raw.execute(sql, [params[name] for name in names]).fetchone()
+            row = self._raw.execute(sql, _bind(params, names, processors)).fetchone()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         return None if row is None else row_type(*row)
+
+    def _compiled(self, statement) -> tuple[str, tuple[str, ...], dict, type | None]:
+        """A hot statement compiled for SQLite once: its SQL, bind order, bind processors, row type."""
+        prepared = self._prepared.get(id(statement))
+        if prepared is None or prepared[0] is not statement:
+            compiled = statement.compile(dialect=self._inline.dialect)
+            row_type = None
+            if isinstance(statement, sa.Select) or getattr(statement, "_returning", None):
+                keys = list(statement.selected_columns.keys()) if isinstance(statement, sa.Select) else [
+                    column.key for column in statement._returning
+                ]
+                row_type = collections.namedtuple("Row", keys, rename=True)
+            prepared = self._prepared[id(statement)] = (
+                statement, compiled.string, tuple(compiled.positiontup or ()), dict(compiled._bind_processors), row_type
+            )
+        return prepared[1:]
 
     def insert(self, table: sa.Table):
         """An INSERT that can take ``on_conflict_do_nothing``/``do_update`` on either dialect."""
@@ -246,19 +257,73 @@ def _raw_reader(path: str) -> sqlite3.Connection:
     return conn
 
 
+def hot(statement):
+    """Mark a statement built once, with its values as bind parameters, as one of the hot path's.
+
+    On SQLite such a statement skips SQLAlchemy's per-execution work (compiled once, run
+    straight through sqlite3, bind values still converted by their types); keep hot selects
+    to columns that need no result conversion (text, numbers, bytes; booleans come as 0/1).
+    Elsewhere it is an ordinary statement.
+    """
+    statement._dockyard_hot = True
+    return statement
+
+
+def _bind(params: dict, names: tuple[str, ...], processors: dict) -> list:
+    return [processors[name](params[name]) if name in processors else params[name] for name in names]
+
+
+class _RawResult:
+    """What the services use of a result, for a hot statement run straight through sqlite3."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list, rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def first(self):
+        return self._rows[0] if self._rows else None
+
+    def scalar(self):
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self):
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound("expected one row")
+        return self._rows[0][0]
+
+    def all(self) -> list:
+        return list(self._rows)
+
+    def __iter__(self):
+        return iter(self._rows)
+
+
 class _InlineConnection:
     """A SQLite connection that runs each statement at once, on the calling thread.
 
     It offers the one method the services use, ``await conn.execute(...)``, with
-    the same buffered result an AsyncConnection gives.
+    the same buffered result an AsyncConnection gives (for hot statements, the
+    same methods of a plainer one).
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_db")
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, db: "Database") -> None:
         self._conn = conn
+        self._db = db
 
     async def execute(self, statement, parameters=None, **kwargs):
+        if isinstance(parameters, dict) and getattr(statement, "_dockyard_hot", False):
+            sql, names, processors, row_type = self._db._compiled(statement)
+            try:
+                cursor = self._conn.connection.driver_connection.execute(sql, _bind(parameters, names, processors))
+                rows = [row_type(*row) for row in cursor.fetchall()] if row_type is not None else []
+            except sqlite3.IntegrityError as exc:
+                raise sa.exc.IntegrityError(sql, parameters, exc) from exc
+            except sqlite3.Error as exc:
+                raise sa.exc.DBAPIError(sql, parameters, exc) from exc
+            return _RawResult(rows, cursor.rowcount)
         return self._conn.execute(statement, parameters, **kwargs)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.database import utcnow
+from dockyard.metadata.database import hot, utcnow
 from dockyard.metadata.schema import events
 
 # Actions, as ACR's webhooks name the ones it has.
@@ -14,6 +14,17 @@ DELETE = "delete"
 TAG_DELETE = "tag_delete"
 BLOB_DELETE = "blob_delete"
 REPOSITORY_DELETE = "repository_delete"  # after the delete and tag_delete events of its content
+
+
+_RECORD = hot(
+    sa.insert(events).values(
+        **{
+            name: sa.bindparam(name, type_=events.c[name].type)
+            for name in ("registry_id", "action", "repository", "digest", "tag", "media_type", "size", "actor",
+                         "created_at")
+        }
+    )
+)
 
 
 async def record(
@@ -29,17 +40,18 @@ async def record(
     actor: str | None = None,
 ) -> None:
     await conn.execute(
-        sa.insert(events).values(
-            registry_id=registry_id,
-            action=action,
-            repository=repository,
-            digest=digest,
-            tag=tag,
-            media_type=media_type,
-            size=size,
-            actor=actor,
-            created_at=utcnow(),
-        )
+        _RECORD,
+        {
+            "registry_id": registry_id,
+            "action": action,
+            "repository": repository,
+            "digest": digest,
+            "tag": tag,
+            "media_type": media_type,
+            "size": size,
+            "actor": actor,
+            "created_at": utcnow(),
+        },
     )
 
 

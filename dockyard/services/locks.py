@@ -20,6 +20,8 @@ and ``services/attributes.py``).
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from dockyard.metadata.database import hot
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.errors import Denied, NameUnknown
@@ -67,12 +69,13 @@ async def repository_for_delete(conn: AsyncConnection, registry_id: int, name: s
     return row.id
 
 
+_WRITABLE = hot(sa.select(repositories.c.write_enabled).where(repositories.c.id == sa.bindparam("repository_id")))
+
+
 async def check_push(conn: AsyncConnection, repository_id: int, repository: str, new_tags: list[str]) -> None:
     """Refuse a manifest push into a write-locked repository or onto a write-locked tag."""
-    writable = (
-        await conn.execute(sa.select(repositories.c.write_enabled).where(repositories.c.id == repository_id))
-    ).scalar()
-    if writable is False:
+    writable = (await conn.execute(_WRITABLE, {"repository_id": repository_id})).scalar()
+    if writable is not None and not writable:
         raise disallowed("repository", repository, "write_enabled")
     if new_tags:
         locked = (

@@ -11,7 +11,7 @@ from dockyard.core import manifests as parsing
 from dockyard.core.digests import Digest, is_digest
 from dockyard.core.errors import DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestTooLarge, ManifestUnknown
 from dockyard.core.names import check_tag, is_tag
-from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.database import Database, hot, utcnow
 from dockyard.metadata.schema import blobs, manifest_references, manifests, repositories, repository_blobs, tags
 from dockyard.services import events, locks, repositories as repos
 
@@ -62,10 +62,18 @@ _GET_BY_TAG = (
 )
 
 
+_EXISTING = hot(
+    sa.select(manifests.c.id).where(
+        manifests.c.repository_id == sa.bindparam("repository_id"), manifests.c.digest == sa.bindparam("digest")
+    )
+)
+
+
 class ManifestService:
     def __init__(self, db: Database, max_bytes: int = MAX_MANIFEST_BYTES) -> None:
         self.db = db
         self.max_bytes = max_bytes
+        self._upsert = None
 
     # -- pull --------------------------------------------------------------
     async def get(self, registry_id: int, repository: str, reference: str) -> ManifestRecord:
@@ -123,11 +131,8 @@ class ManifestService:
             now = utcnow()
             for tag in new_tags:
                 await conn.execute(
-                    self.db.insert(tags)
-                    .values(repository_id=repository_id, name=tag, digest=str(digest), created_at=now, updated_at=now)
-                    .on_conflict_do_update(
-                        index_elements=["repository_id", "name"], set_={"digest": str(digest), "updated_at": now}
-                    )
+                    self._tag_upsert(),
+                    {"repository_id": repository_id, "name": tag, "digest": str(digest), "now": now},
                 )
             await repos.touch(conn, repository_id)
             for tag in new_tags or [None]:
@@ -145,6 +150,19 @@ class ManifestService:
                     actor=actor,
                 )
         return PushResult(str(digest), subject, new_tags)
+
+    def _tag_upsert(self):
+        """Point a tag at a digest, creating it if need be (built once per database dialect)."""
+        if self._upsert is None:
+            now = sa.bindparam("now", type_=tags.c.updated_at.type)
+            digest = sa.bindparam("digest", type_=tags.c.digest.type)
+            self._upsert = hot(
+                self.db.insert(tags)
+                .values(repository_id=sa.bindparam("repository_id"), name=sa.bindparam("name"), digest=digest,
+                        created_at=now, updated_at=now)
+                .on_conflict_do_update(index_elements=["repository_id", "name"], set_={"digest": digest, "updated_at": now})
+            )
+        return self._upsert
 
     async def _check_references(self, conn: AsyncConnection, repository_id: int, parsed) -> None:
         wanted = {d.digest: d for d in parsed.blobs if not d.has_urls}
@@ -175,11 +193,7 @@ class ManifestService:
             raise ManifestBlobUnknown(f"manifest {digest} is not in the repository", detail={"digest": digest})
 
     async def _insert(self, conn, repository_id, digest, content, parsed, subject) -> tuple[int, bool]:
-        existing = (
-            await conn.execute(
-                sa.select(manifests.c.id).where(manifests.c.repository_id == repository_id, manifests.c.digest == digest)
-            )
-        ).scalar()
+        existing = (await conn.execute(_EXISTING, {"repository_id": repository_id, "digest": digest})).scalar()
         if existing is not None:
             return existing, False
         manifest_id = (

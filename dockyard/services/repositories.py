@@ -6,15 +6,24 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.errors import NameUnknown
-from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.database import Database, hot, utcnow
 from dockyard.metadata.schema import registries, repositories
 
 
-async def find(conn: AsyncConnection, registry_id: int, name: str) -> int | None:
-    query = sa.select(repositories.c.id).where(
-        repositories.c.registry_id == registry_id, repositories.c.name == name
+_FIND = hot(
+    sa.select(repositories.c.id).where(
+        repositories.c.registry_id == sa.bindparam("registry_id"), repositories.c.name == sa.bindparam("name")
     )
-    return (await conn.execute(query)).scalar()
+)
+_TOUCH = hot(
+    sa.update(repositories).where(repositories.c.id == sa.bindparam("repository_id")).values(
+        updated_at=sa.bindparam("now", type_=repositories.c.updated_at.type)
+    )
+)
+
+
+async def find(conn: AsyncConnection, registry_id: int, name: str) -> int | None:
+    return (await conn.execute(_FIND, {"registry_id": registry_id, "name": name})).scalar()
 
 
 async def require(conn: AsyncConnection, registry_id: int, name: str) -> int:
@@ -57,6 +66,4 @@ async def ensure(db: Database, conn: AsyncConnection, registry_id: int, name: st
 
 
 async def touch(conn: AsyncConnection, repository_id: int) -> None:
-    await conn.execute(
-        sa.update(repositories).where(repositories.c.id == repository_id).values(updated_at=utcnow())
-    )
+    await conn.execute(_TOUCH, {"repository_id": repository_id, "now": utcnow()})
