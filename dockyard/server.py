@@ -224,20 +224,20 @@ async def run_worker(settings: Settings) -> None:
         await services.close()
 
 
-def quiet_sdk_loggers(settings: Settings) -> None:
-    """The cloud SDKs log every request at INFO: keep that for debug."""
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # The cloud SDKs log every request at INFO: keep that for debug.
     if settings.log_level != "debug":
         for name in ("azure", "botocore", "aiobotocore"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(settings: Settings, workers: int = 1) -> None:
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    quiet_sdk_loggers(settings)
+    configure_logging(settings)
     if workers <= 1:
         asyncio.run(run(settings))
         return
@@ -286,10 +286,5 @@ def _serve_in_processes(settings: Settings, workers: int) -> int:
 
 
 def main_worker(settings: Settings) -> None:
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    quiet_sdk_loggers(settings)
+    configure_logging(settings)
     asyncio.run(run_worker(settings))
