@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,20 +13,33 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 # Each argon2 computation takes 64 MiB for its moment: two at a time bounds the memory a burst
 # of sign-ins can take (they queue here, not in the default pool that file I/O needs).
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+# Made on first use in each process: a pool inherited through fork (serve --workers) has
+# no threads behind it.
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 async def in_pool(function, *args):
     """Run an argon2 computation (or a decoy of one) in the bounded pool."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
     return await asyncio.get_running_loop().run_in_executor(_POOL, function, *args)
 
 
 async def hash_secret_async(secret: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_POOL, hash_secret, secret)
+    return await in_pool(hash_secret, secret)
 
 
 async def verify_secret_async(hashed: str, secret: str) -> bool:
-    return await asyncio.get_running_loop().run_in_executor(_POOL, verify_secret, hashed, secret)
+    return await in_pool(verify_secret, hashed, secret)
 
 
 def hash_secret(secret: str) -> str:
