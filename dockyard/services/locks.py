@@ -69,6 +69,13 @@ async def repository_for_delete(conn: AsyncConnection, registry_id: int, name: s
     return row.id
 
 
+_LOCKED_TAG = hot(
+    sa.select(tags.c.name).where(
+        tags.c.repository_id == sa.bindparam("repository_id"),
+        tags.c.name == sa.bindparam("name"),
+        sa.not_(tags.c.write_enabled),
+    )
+)
 _WRITABLE = hot(sa.select(repositories.c.write_enabled).where(repositories.c.id == sa.bindparam("repository_id")))
 
 
@@ -77,7 +84,9 @@ async def check_push(conn: AsyncConnection, repository_id: int, repository: str,
     writable = (await conn.execute(_WRITABLE, {"repository_id": repository_id})).scalar()
     if writable is not None and not writable:
         raise disallowed("repository", repository, "write_enabled")
-    if new_tags:
+    if len(new_tags) == 1:  # a push names one tag: a statement built once
+        locked = (await conn.execute(_LOCKED_TAG, {"repository_id": repository_id, "name": new_tags[0]})).scalar()
+    elif new_tags:
         locked = (
             await conn.execute(
                 sa.select(tags.c.name)
@@ -86,8 +95,10 @@ async def check_push(conn: AsyncConnection, repository_id: int, repository: str,
                 .limit(1)
             )
         ).scalar()
-        if locked is not None:
-            raise disallowed("tag", f"{repository}:{locked}", "write_enabled")
+    else:
+        locked = None
+    if locked is not None:
+        raise disallowed("tag", f"{repository}:{locked}", "write_enabled")
 
 
 async def check_manifest_delete(conn: AsyncConnection, repository_id: int, repository: str, row) -> None:

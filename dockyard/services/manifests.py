@@ -62,6 +62,14 @@ _GET_BY_TAG = (
 )
 
 
+_ONE_BLOB = hot(
+    sa.select(blobs.c.digest, blobs.c.size)
+    .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
+    .where(
+        repository_blobs.c.repository_id == sa.bindparam("repository_id"),
+        repository_blobs.c.digest == sa.bindparam("digest"),
+    )
+)
 _EXISTING = hot(
     sa.select(manifests.c.id).where(
         manifests.c.repository_id == sa.bindparam("repository_id"), manifests.c.digest == sa.bindparam("digest")
@@ -168,12 +176,15 @@ class ManifestService:
         wanted = {d.digest: d for d in parsed.blobs if not d.has_urls}
         found: dict[str, int] = {}
         for batch in _batches(list(wanted)):
-            query = (
-                sa.select(blobs.c.digest, blobs.c.size)
-                .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
-                .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(batch))
-            )
-            found.update({row.digest: row.size for row in await conn.execute(query)})
+            if len(batch) == 1:  # an image's config, an artifact's one blob: a statement built once
+                rows = await conn.execute(_ONE_BLOB, {"repository_id": repository_id, "digest": batch[0]})
+            else:
+                rows = await conn.execute(
+                    sa.select(blobs.c.digest, blobs.c.size)
+                    .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
+                    .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(batch))
+                )
+            found.update({row.digest: row.size for row in rows})
         for digest, descriptor in wanted.items():
             if digest not in found:
                 raise ManifestBlobUnknown(f"blob {digest} is not in the repository", detail={"digest": digest})
