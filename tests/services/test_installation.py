@@ -52,3 +52,27 @@ async def test_keys_of_an_older_data_dir_are_adopted(tmp_path):
         assert services.tokens.key.private_numbers() == signing_key(pem).private_numbers()
     finally:
         await services.close()
+
+
+def test_the_newest_migration_is_the_one_alembic_calls_head():
+    from alembic.script import ScriptDirectory
+
+    from dockyard.metadata.migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_a_current_database_starts_without_loading_alembic(settings):
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from dockyard.metadata.database import Database\n"
+        "from dockyard.metadata import migrate\n"
+        f"db = Database({settings.database_url!r})\n"
+        "asyncio.run(migrate.upgrade(db))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
