@@ -8,6 +8,7 @@ each one to a thread and back, which cost 0.1-0.3 ms a statement. Nothing that
 can wait long runs inline: a writer that finds another process holding the
 write lock sleeps asynchronously and tries again, and WAL checkpoints (the only
 fsyncs) run in a worker thread, not in a commit.
+The SQLite plumbing for this is in ``sqlite_inline.py``.
 
 On SQLite a write transaction holds the write lock from its first statement
 (``BEGIN IMMEDIATE``, and an asyncio lock among this process's writers), so
@@ -23,19 +24,18 @@ advisory lock on what is being changed (a no-op on SQLite, which needs none).
 from __future__ import annotations
 
 import asyncio
-import collections
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from dockyard.core.errors import RegistryError, Unavailable
+from dockyard.metadata import sqlite_inline as inline
 
 
 def utcnow() -> datetime:
@@ -50,10 +50,6 @@ def async_url(url: str) -> str:
     return url
 
 
-def sync_url(url: str) -> str:
-    return url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
-
-
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = async_url(url)
@@ -63,31 +59,31 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **kwargs)
         # One writer at a time inside this process: waiting on an asyncio lock is
-        # cheaper than SQLite's busy-retry sleep. Other processes still wait on
-        # SQLite's busy timeout.
+        # cheaper than retrying SQLite's write lock. A writer in another process is
+        # waited for by retrying, asynchronously (_inline_transaction).
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._inline: sa.Engine | None = None
         self._commits_since_checkpoint = 0
         self._checkpointing: asyncio.Task | None = None
         self._raw: sqlite3.Connection | None = None
-        self._prepared: dict[int, tuple] = {}
         if self.is_sqlite:
             # Migrations use the async engine (aiosqlite); requests use the inline one.
-            _configure_sqlite(self.engine.sync_engine, busy_ms=30000, autocheckpoint=True)
+            inline.configure(self.engine.sync_engine, busy_ms=30000, autocheckpoint=True)
             self._inline = sa.create_engine(
                 "sqlite://" + self.url.removeprefix("sqlite+aiosqlite://"),
                 connect_args={"check_same_thread": False},
                 pool_size=4,
                 max_overflow=60,
             )
-            _configure_sqlite(self._inline, busy_ms=INLINE_BUSY_MS, autocheckpoint=False, inline=True)
+            inline.configure(self._inline, busy_ms=inline.BUSY_MS, autocheckpoint=False, raw_begin=True)
+            self._statements = inline.StatementCache(self._inline.dialect)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         if self._inline is not None:
             try:
                 with self._inline.connect() as conn:
-                    yield _InlineConnection(conn, self)
+                    yield inline.InlineConnection(conn, self._statements)
             except (DBAPIError, OSError, sqlite3.Error) as exc:
                 raise _unavailable(exc) from exc
             return
@@ -110,7 +106,7 @@ class Database:
     @asynccontextmanager
     async def _inline_transaction(self) -> AsyncIterator[AsyncConnection]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + WRITE_WAIT_SECONDS
+        deadline = loop.time() + inline.WRITE_WAIT_SECONDS
         delay = 0.002
         while True:
             conn = self._inline.connect().execution_options(dockyard_write=True)
@@ -128,7 +124,7 @@ class Database:
             delay = min(delay * 2, 0.05)
         try:
             try:
-                yield _InlineConnection(conn, self)
+                yield inline.InlineConnection(conn, self._statements)
                 transaction.commit()
             except BaseException:
                 if transaction.is_active:
@@ -141,7 +137,7 @@ class Database:
         except (DBAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
         self._commits_since_checkpoint += 1
-        if self._commits_since_checkpoint >= CHECKPOINT_EVERY and self._checkpointing is None:
+        if self._commits_since_checkpoint >= inline.CHECKPOINT_EVERY and self._checkpointing is None:
             self._commits_since_checkpoint = 0
             self._checkpointing = asyncio.create_task(self._checkpoint())
 
@@ -183,30 +179,14 @@ class Database:
         if self._inline is None:
             async with self.read() as conn:
                 return (await conn.execute(statement, params)).first()
-        sql, names, processors, row_type = self._compiled(statement)
+        sql, names, processors, row_type = self._statements.compiled(statement)
         try:
             if self._raw is None:
-                self._raw = _raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
-            row = self._raw.execute(sql, _bind(params, names, processors)).fetchone()
+                self._raw = inline.raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
+            row = self._raw.execute(sql, inline.bind(params, names, processors)).fetchone()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         return None if row is None else row_type(*row)
-
-    def _compiled(self, statement) -> tuple[str, tuple[str, ...], dict, type | None]:
-        """A hot statement compiled for SQLite once: its SQL, bind order, bind processors, row type."""
-        prepared = self._prepared.get(id(statement))
-        if prepared is None or prepared[0] is not statement:
-            compiled = statement.compile(dialect=self._inline.dialect)
-            row_type = None
-            if isinstance(statement, sa.Select) or getattr(statement, "_returning", None):
-                keys = list(statement.selected_columns.keys()) if isinstance(statement, sa.Select) else [
-                    column.key for column in statement._returning
-                ]
-                row_type = collections.namedtuple("Row", keys, rename=True)
-            prepared = self._prepared[id(statement)] = (
-                statement, compiled.string, tuple(compiled.positiontup or ()), dict(compiled._bind_processors), row_type
-            )
-        return prepared[1:]
 
     def insert(self, table: sa.Table):
         """An INSERT that can take ``on_conflict_do_nothing``/``do_update`` on either dialect."""
@@ -242,21 +222,6 @@ class Database:
         await self.engine.dispose()
 
 
-# SQLite, inline: how long a statement may wait for a lock before failing (readers in WAL
-# mode practically never wait); how long a writer retries while another process writes;
-# WAL checkpoints after this many commits (instead of SQLite's automatic ones, in a commit).
-INLINE_BUSY_MS = 20
-WRITE_WAIT_SECONDS = 30.0
-CHECKPOINT_EVERY = 500
-
-
-def _raw_reader(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in (f"busy_timeout={INLINE_BUSY_MS}", "query_only=ON", "cache_size=-32000"):
-        conn.execute(f"PRAGMA {pragma}")
-    return conn
-
-
 def hot(statement):
     """Mark a statement built once, with its values as bind parameters, as one of the hot path's.
 
@@ -268,85 +233,6 @@ def hot(statement):
     statement._dockyard_hot = True
     return statement
 
-
-def _bind(params: dict, names: tuple[str, ...], processors: dict) -> list:
-    return [processors[name](params[name]) if name in processors else params[name] for name in names]
-
-
-class _RawResult:
-    """What the services use of a result, for a hot statement run straight through sqlite3."""
-
-    __slots__ = ("_rows", "rowcount")
-
-    def __init__(self, rows: list, rowcount: int) -> None:
-        self._rows, self.rowcount = rows, rowcount
-
-    def first(self):
-        return self._rows[0] if self._rows else None
-
-    def scalar(self):
-        return self._rows[0][0] if self._rows else None
-
-    def scalar_one(self):
-        if len(self._rows) != 1:
-            raise sa.exc.NoResultFound("expected one row")
-        return self._rows[0][0]
-
-    def all(self) -> list:
-        return list(self._rows)
-
-    def __iter__(self):
-        return iter(self._rows)
-
-
-class _InlineConnection:
-    """A SQLite connection that runs each statement at once, on the calling thread.
-
-    It offers the one method the services use, ``await conn.execute(...)``, with
-    the same buffered result an AsyncConnection gives (for hot statements, the
-    same methods of a plainer one).
-    """
-
-    __slots__ = ("_conn", "_db")
-
-    def __init__(self, conn: sa.Connection, db: "Database") -> None:
-        self._conn = conn
-        self._db = db
-
-    async def execute(self, statement, parameters=None, **kwargs):
-        if isinstance(parameters, dict) and getattr(statement, "_dockyard_hot", False):
-            sql, names, processors, row_type = self._db._compiled(statement)
-            try:
-                cursor = self._conn.connection.driver_connection.execute(sql, _bind(parameters, names, processors))
-                rows = [row_type(*row) for row in cursor.fetchall()] if row_type is not None else []
-            except sqlite3.IntegrityError as exc:
-                raise sa.exc.IntegrityError(sql, parameters, exc) from exc
-            except sqlite3.Error as exc:
-                raise sa.exc.DBAPIError(sql, parameters, exc) from exc
-            return _RawResult(rows, cursor.rowcount)
-        return self._conn.execute(statement, parameters, **kwargs)
-
-
-def _configure_sqlite(engine: sa.Engine, *, busy_ms: int, autocheckpoint: bool, inline: bool = False) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        pragmas = ["journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy_ms}", "foreign_keys=ON",
-                   "cache_size=-32000"]
-        if not autocheckpoint:
-            pragmas.append("wal_autocheckpoint=0")
-        for pragma in pragmas:
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # pragma: no cover - driver hook
-        sql = "BEGIN IMMEDIATE" if connection.get_execution_options().get("dockyard_write") else "BEGIN"
-        if inline:  # straight to sqlite3: a full SQLAlchemy execution costs more than the BEGIN
-            connection.connection.driver_connection.execute(sql)
-        else:
-            connection.exec_driver_sql(sql)
 
 
 # PostgreSQL's SQLSTATE classes of a server that is away, starting, shutting down or out

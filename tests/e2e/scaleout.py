@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,10 @@ import requests
 
 from .conftest import _LOGS, DockyardServer, _stop_process
 from .helpers import free_port
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def store_settings(kind: str, request) -> tuple[dict[str, str], object]:

@@ -3,7 +3,6 @@ committed lost, and service back by itself when it returns, without restarting D
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -13,15 +12,11 @@ from collections import Counter
 import pytest
 import requests
 
-from .scaleout import Client, make_cluster, wait_for
+from .scaleout import Client, make_cluster, sha256, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module", params=["azure", "s3"])

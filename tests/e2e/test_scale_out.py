@@ -4,7 +4,6 @@ from the other, a node killed mid-upload loses nothing, events are logged once."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from .helpers import require, run
-from .scaleout import Client, make_cluster, wait_for
+from .scaleout import Client, make_cluster, sha256, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,10 +28,6 @@ def cluster(request, postgres_server, tmp_path_factory):
         pytest.fail(str(exc), pytrace=False)
     yield cluster
     cluster.stop()
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def fetch_blob(client: Client, node: int, digest: str) -> bytes:
