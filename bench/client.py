@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bench import rawget
 from bench.servers import Server
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -202,34 +203,43 @@ async def read_checked(response, expected: bytes, what: str) -> int:
     return offset
 
 
-async def pull(s, t: Target, h, repo: str, digest: str, expected: bytes) -> None:
+async def pull(s, t: Target, h, repo: str, digest: str, expected: bytes, raw: bool = False) -> None:
     """GET a blob; its bytes must be exactly the pushed ones (hence their sha256 is the digest).
 
     A 307 (an object store's short-lived URL, Dockyard's ``blob_delivery: redirect``) is followed as docker
     does: the Location is fetched without the registry's Authorization (the URL carries its own SAS), and
     the bytes from there are checked the same way. Redirects are followed by hand, not by aiohttp, so that
-    which headers go where is explicit and a redirect that loops or goes back to the registry fails."""
-    async with s.get(t.url(f"/v2/{repo}/blobs/{digest}"), headers=h, allow_redirects=False) as r:
-        header = r.headers.get("Docker-Content-Digest")
-        expect(header in (None, digest), f"{t.name}: GET blob answered digest {header}")
-        if r.status in (307, 302, 303):
-            await r.read()
-            location = r.headers.get("Location")
-            expect(bool(location), f"{t.name}: GET blob answered {r.status} without a Location")
-            t.redirects += 1
-        elif r.status != 200:
-            body = await r.read()
-            raise Mismatch(f"{t.name}: GET blob {digest} answered {r.status}: {body[:200]!r}")
-        else:
-            await read_checked(r, expected, f"{t.name}: GET blob {digest}")
-            return
+    which headers go where is explicit and a redirect that loops or goes back to the registry fails.
+    ``raw``: through bench/rawget.py's bare GET (one connection per pull) instead of the session, for the
+    big pulls, where aiohttp's reader would be the bottleneck."""
+    what = f"{t.name}: GET blob {digest}"
+    status, location = await _get_checked(s, t.url(f"/v2/{repo}/blobs/{digest}"), h, expected, what, digest, raw)
+    if status == 200:
+        return
+    t.redirects += 1
     location = t.absolute(location)
     expect(not location.startswith(t.base + "/"), f"{t.name}: GET blob redirected back to the registry: {location}")
-    async with s.get(location, allow_redirects=False) as r:  # no Authorization: the store is another origin
-        if r.status != 200:
-            body = await r.read()
-            raise Mismatch(f"{t.name}: the store answered {r.status} for blob {digest}: {body[:300]!r}")
-        await read_checked(r, expected, f"{t.name}: GET blob {digest} from the store")
+    # no Authorization: the store is another origin
+    status, _ = await _get_checked(s, location, {}, expected, f"{what} from the store", None, raw)
+    expect(status == 200, f"{what}: the store redirected again")
+
+
+async def _get_checked(s, url: str, h, expected: bytes, what: str, digest: str | None, raw: bool) -> tuple[int, str]:
+    """One GET of a blob: a 200's body checked against ``expected``, or a redirect's Location."""
+    if raw:
+        status, fields, body = await rawget.get(url, h, expected, what)
+        header, location = fields.get("docker-content-digest"), fields.get("location")
+    else:
+        async with s.get(url, headers=h, allow_redirects=False) as r:
+            status, header, location = r.status, r.headers.get("Docker-Content-Digest"), r.headers.get("Location")
+            body = await read_checked(r, expected, what) if status == 200 else await r.read()
+    expect(digest is None or header in (None, digest), f"{what} answered digest {header}")
+    if status in (307, 302, 303):
+        expect(bool(location), f"{what} answered {status} without a Location")
+        return status, location
+    if status != 200:
+        raise Mismatch(f"{what} answered {status}: {body[:300]!r}")
+    return status, ""
 
 
 async def head_blob(s, t: Target, h, repo: str, digest: str, size: int) -> None:

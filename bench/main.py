@@ -25,14 +25,13 @@ from pathlib import Path
 
 
 from bench import client as c
-from bench import fill, servers
+from bench import fill, rawget, servers
 from bench.results import MiB, Results, Target, fmt, machine_facts, median
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Azurite's Copy Blob (how Dockyard commits an upload on Azure) fails for blobs above this: it reads the source into
 # one Node.js string (max 0x1fffffe8 characters). Azure itself copies asynchronously and has no such limit.
 AZURITE_COPY_LIMIT = 512 * MiB
-PULL_BUFSIZE = 1 << 20  # the client's read buffer for pulls: the fastest here (64 KiB and 4 MiB were slower)
 SCENARIOS = ("limits", "rss", "blobs", "small", "rate", "tags", "catalog", "large")
 # --targets: embedded Dockyard, Distribution, and Dockyard's scale-out configuration (PostgreSQL + Azure Blob on
 # Azurite, which comes with a second node in blob_delivery: proxy for the pull scenarios)
@@ -365,10 +364,10 @@ class Bench:
         for streams, key in ((1, "pull_1"), (8, "pull_8")):
             for rep in range(sz.reps):
                 for t in self.order(rep, pulls=True):
-                    async with c.session(streams, read_bufsize=PULL_BUFSIZE) as s:
+                    async with c.session(streams) as s:
                         h = await t.headers(s, c.pull_scope("big"))
                         start = time.perf_counter()
-                        await asyncio.gather(*(c.pull(s, t, h, "big", pulled_digest, pulled) for _ in range(streams)))
+                        await asyncio.gather(*(c.pull(s, t, h, "big", pulled_digest, pulled, raw=True) for _ in range(streams)))
                         r.add(key, t.key, streams * mib / (time.perf_counter() - start))
 
     async def client_ceilings(self, data: bytes) -> None:
@@ -394,13 +393,12 @@ class Bench:
                         c.expect(resp.status == 201, "the sink refused the body")
                     pushes.append(mib / (time.perf_counter() - start))
                 for streams, samples in ((1, pulls1), (8, pulls8)):
-                    async with c.session(streams, read_bufsize=PULL_BUFSIZE) as s:
+                    async with c.session(streams) as s:
                         start = time.perf_counter()
 
-                        async def get() -> None:
-                            async with s.get(base + "/blob") as resp:
-                                c.expect(resp.status == 200, "the bare server failed")
-                                await c.read_checked(resp, data, "bare server pull")
+                        async def get() -> None:  # the same bare GET as the big pulls
+                            status, _, _ = await rawget.get(base + "/blob", {}, data, "bare server pull")
+                            c.expect(status == 200, "the bare server failed")
 
                         await asyncio.gather(*(get() for _ in range(streams)))
                         samples.append(streams * mib / (time.perf_counter() - start))
