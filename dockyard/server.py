@@ -72,15 +72,17 @@ class Services:
         await self.db.close()
 
 
-async def open_services(settings: Settings, *, owner: bool = True) -> tuple[Services, str | None]:
+async def open_services(settings: Settings, *, owner: bool = True,
+                        migrate_in_child: bool = False) -> tuple[Services, str | None]:
     """Build the services, migrate the database and bootstrap a new data dir.
 
     Returns the services and, on first start without DOCKYARD_OWNER_PASSWORD,
-    the generated owner password.
+    the generated owner password. ``migrate_in_child``: for long-running
+    processes, which then never load Alembic (migrate.upgrade_in_child).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
-    await migrate.upgrade(db)
+    await (migrate.upgrade_in_child(db) if migrate_in_child else migrate.upgrade(db))
     store = open_store(settings.storage_url, settings.storage_options)
     blobs = BlobService(db, store)
     keys = settings.data_dir / "keys"
@@ -166,7 +168,7 @@ def _announce_owner(settings: Settings, generated: str | None) -> None:
 
 async def prepare(settings: Settings) -> None:
     """First-start work (migrations, keys, the owner) once, before worker processes fork."""
-    services, generated = await open_services(settings)
+    services, generated = await open_services(settings, migrate_in_child=True)
     _announce_owner(settings, generated)
     await services.close()
 
@@ -177,7 +179,7 @@ async def run(settings: Settings, *, reuse_port: bool = False, background_work: 
     from dockyard.http.protocol import Runner
 
     context = ssl_context(settings)  # before anything is created: a bad certificate stops here
-    services, generated = await open_services(settings)
+    services, generated = await open_services(settings, migrate_in_child=True)
     _announce_owner(settings, generated)
     app = create_app(services)
     runner = Runner(app, access_log=log if settings.log_level == "debug" else None, handle_signals=False)
@@ -211,7 +213,7 @@ async def run(settings: Settings, *, reuse_port: bool = False, background_work: 
 
 async def run_worker(settings: Settings) -> None:
     """``dockyard worker``: the background work alone, until SIGINT or SIGTERM."""
-    services, _ = await open_services(settings, owner=False)
+    services, _ = await open_services(settings, owner=False, migrate_in_child=True)
     print(f"Dockyard worker {worker.this_worker()} started", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ per process at a time.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import weakref
 from pathlib import Path
 
@@ -70,3 +72,35 @@ async def upgrade(database: Database) -> None:
                 if not database.is_sqlite:
                     await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 await conn.run_sync(_run)
+
+
+_URL_VARIABLE = "DOCKYARD_MIGRATE_URL"
+
+
+async def upgrade_in_child(database: Database) -> None:
+    """upgrade() in a child interpreter, for long-running processes (serve, worker).
+
+    Alembic, its migration modules and the async SQLite driver it drives stay in
+    the child, so the server does not carry them (~13 MiB of resident memory)
+    after a first start or an upgrade. The URL goes through the environment, not
+    the command line, which other users may read.
+    """
+    if await current_revision(database) == head_revision():
+        return
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", __name__, env={**os.environ, _URL_VARIABLE: database.url},
+    )
+    if await child.wait() != 0:
+        raise RuntimeError("migrating the database failed: see the error above")
+
+
+async def _main(url: str) -> None:
+    database = Database(url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(os.environ[_URL_VARIABLE]))

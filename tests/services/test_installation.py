@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from dockyard.auth.tokens import new_signing_key, signing_key
 from dockyard.config import load
 from dockyard.server import open_services
@@ -76,3 +78,45 @@ async def test_a_current_database_starts_without_loading_alembic(settings):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_serve_and_worker_migrate_a_new_database_in_a_child_and_never_load_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import asyncio, sys\n"
+        "import sqlalchemy as sa\n"
+        "from dockyard.metadata.database import Database\n"
+        "from dockyard.metadata import migrate\n"
+        "async def main():\n"
+        f"    db = Database({url!r})\n"
+        "    await migrate.upgrade_in_child(db)\n"
+        "    print(await migrate.current_revision(db) == migrate.head_revision())\n"
+        "    await db.close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
+
+
+def test_a_migration_that_fails_in_the_child_stops_the_start(tmp_path):
+    import asyncio
+
+    from dockyard.metadata import migrate
+    from dockyard.metadata.database import Database
+
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+
+    async def main():
+        db = Database(f"sqlite:///{path}")
+        try:
+            await migrate.upgrade_in_child(db)
+        finally:
+            await db.close()
+
+    with pytest.raises(RuntimeError, match="migrating the database failed"):
+        asyncio.run(main())
