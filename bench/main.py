@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 from bench import client as c
-from bench import fill, rawget, servers
+from bench import fill, rawget, servers, wrk
 from bench.results import MiB, Results, Target, fmt, machine_facts, median
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -512,6 +512,44 @@ class Bench:
                     result = await c.rate(s, conc, sz.rate_seconds, ping)
                 r.add("base_get", t.key, result.rps)
         r.rows["base_get"].limit_value = trivial_rate
+        await self.workers_rate(conc)
+
+    async def workers_rate(self, conc: int) -> None:
+        """``serve --workers 2`` against one process: GET manifest by tag driven by wrk (bench/wrk.py), whose
+        client costs little enough CPU for a second server process to find a core. The second server shares
+        the embedded Dockyard's data dir (and so its keys: the same token works on both). Distribution is
+        measured with the same client, for context."""
+        if "dockyard" not in self.servers:
+            return
+        r, sz, a = self.results, self.sizes, self.app
+        if not wrk.available():
+            r.notes.append("`wrk` is not installed (`apt-get install wrk`), so `serve --workers 2` was not measured.")
+            return
+        key = "wrk_manifest_get"
+        r.row(key, f"GET manifest by tag, concurrency {conc}, driven by wrk (C) instead of the Python client", "req/s", True)
+        main = self.servers["dockyard"]
+        log(f"serve --workers 2 against one process, GET manifest by tag with wrk: {sz.reps} x {sz.rate_seconds:.0f} s per server")
+        second = servers.start_dockyard(self.workspace.path, name="Dockyard --workers 2", key="workers2",
+                                        workdir_name="dockyard-workers2", password=main.password,
+                                        data=main.data_root, args=("--workers", "2"))
+        try:
+            runs = []
+            async with c.session(2) as s:
+                for t in self.targets:
+                    if t.key in ("dockyard", "distribution"):
+                        runs.append((t.key, t.base, await t.headers(s, c.pull_scope("app"))))
+                        if t.key == "dockyard":
+                            runs.append(("workers2", second.base, runs[-1][2]))
+            for rep in range(sz.reps):
+                for target, base, headers in runs if rep % 2 == 0 else runs[::-1]:
+                    result = await wrk.rate(f"{base}/v2/app/manifests/latest", {**headers, "Accept": c.MANIFEST_TYPE},
+                                            sz.rate_seconds, conc, a["manifest_digest"], len(a["manifest"]))
+                    r.add(key, target, result.rps)
+        finally:
+            second.stop()
+        row = r.rows[key]
+        row.note = (f"`serve --workers 2` on the same data: {fmt(row.of('workers2'), 'req/s')}, "
+                    f"{row.ratio_of('workers2', 'dockyard'):.2f}x one process")
 
     async def trivial_rate(self, conc: int) -> float:
         """The machine's request-rate limit: a one-handler aiohttp app, the same client, the same concurrency.
@@ -841,6 +879,9 @@ def evaluate(results: Results) -> None:
         targets.append(Target(f"{label} p99 lower than Distribution's", f"{fmt(p99.dy, 'ms')} vs {fmt(p99.di, 'ms')}", p99.dy / p99.di if p99.di > 0 else float("inf"), (key + "_p99",)))
         if trivial:
             targets.append(Target(f"{label} ≥ 30% of the trivial aiohttp handler's rate", f"{100 * row.dy / trivial:.0f}% ({fmt(row.dy, 'req/s')} of {fmt(trivial, 'req/s')})", need_ge(row.dy, 0.3 * trivial), (key,)))
+    if have("wrk_manifest_get") and rows["wrk_manifest_get"].workers2:
+        v = rows["wrk_manifest_get"].ratio_of("workers2", "dockyard")
+        targets.append(Target("`serve --workers 2` ≥ 1.7x one process (GET manifest by tag, wrk)", f"{v:.2f}x", need_ge(v, 1.7), ("wrk_manifest_get",)))
     for key, label in (("small_push", "Small blobs, push"), ("small_pull", "Small blobs, pull")):
         if both(key):
             targets.append(Target(f"{label} ≥ 3x Distribution's ops/s", f"{rows[key].ratio:.2f}x ({fmt(rows[key].dy, 'blobs/s')} vs {fmt(rows[key].di, 'blobs/s')})", need_ge(rows[key].ratio, 3.0), (key,)))

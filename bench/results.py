@@ -29,6 +29,7 @@ class Row:
     distribution: list[float] = field(default_factory=list)
     scaleout: list[float] = field(default_factory=list)  # Dockyard on PostgreSQL + Azure Blob (Azurite)
     scaleout_proxy: list[float] = field(default_factory=list)  # the same, blob_delivery: proxy (pull rows only)
+    workers2: list[float] = field(default_factory=list)  # embedded Dockyard as `serve --workers 2` (wrk rows only)
     limit_name: str | None = None  # the machine limit this row is held against
     limit_value: float | None = None
     note: str = ""

@@ -185,11 +185,13 @@ def distribution_version() -> str:
 
 
 def start_dockyard(tmp: Path, name: str = "Dockyard", key: str = "dockyard", workdir_name: str = "dockyard",
-                   env: dict[str, str] | None = None, password: str | None = None) -> Server:
-    """``python -m dockyard serve`` with ``DOCKYARD_OWNER_PASSWORD``; ``env`` adds settings (database, storage)."""
+                   env: dict[str, str] | None = None, password: str | None = None, data: Path | None = None,
+                   args: tuple[str, ...] = ()) -> Server:
+    """``python -m dockyard serve`` with ``DOCKYARD_OWNER_PASSWORD``; ``env`` adds settings (database, storage),
+    ``data`` shares another node's data dir, ``args`` adds options (``--workers``)."""
     workdir = tmp / workdir_name
     workdir.mkdir()
-    data = workdir / "data"
+    data = data or workdir / "data"
     port = free_port()
     password = password or secrets.token_urlsafe(18)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_") and k != "AZURE_STORAGE_CONNECTION_STRING"}
@@ -198,7 +200,7 @@ def start_dockyard(tmp: Path, name: str = "Dockyard", key: str = "dockyard", wor
     log_path = workdir / "server.log"
     log = open(log_path, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}", *args],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=full_env,
     )
     base = f"http://127.0.0.1:{port}"
