@@ -13,6 +13,7 @@ ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 DEFAULT_ALGORITHM = "sha256"
 
 _GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_ENCODED = {algorithm: re.compile(f"[0-9a-f]{{{length}}}") for algorithm, length in ALGORITHMS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class Digest:
         algorithm, _, encoded = value.partition(":")
         if algorithm not in ALGORITHMS:
             raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}; use sha256 or sha512")
-        if len(encoded) != ALGORITHMS[algorithm] or not all(c in "0123456789abcdef" for c in encoded):
+        if not _ENCODED[algorithm].fullmatch(encoded):
             raise DigestInvalid(f"invalid {algorithm} digest {value[:140]!r}")
         return cls(algorithm, encoded)
 

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 
+class UploadLost(KeyError):
+    """A partial upload holds fewer bytes than were acknowledged (its node lost unsynced bytes in a crash)."""
+
+
 class UploadWriter(abc.ABC):
-    """Appends to one partial upload. ``close`` makes what was written durable."""
+    """Appends to one partial upload.
+
+    After ``close`` the bytes written can be read back and continued from any node.
+    They need not be durable yet: ``commit_upload`` makes them durable, and a store
+    whose ``close`` does not must notice bytes lost since (``upload_intact``).
+    """
 
     @abc.abstractmethod
     async def write(self, data: bytes) -> None: ...
+
+    async def write_pieces(self, pieces: Sequence[bytes]) -> None:
+        """Write several buffers in order (a driver may take them in one call)."""
+        for piece in pieces:
+            await self.write(piece)
 
     @abc.abstractmethod
     async def close(self) -> None: ...
 
     @abc.abstractmethod
     async def abort(self) -> None:
-        """Stop writing; bytes past the last durable size may be lost."""
+        """Stop writing; bytes past the last closed size may be lost."""
 
 
 class BlobStore(abc.ABC):
@@ -28,11 +42,21 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     async def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
-        """Write from ``offset``, discarding anything stored beyond it."""
+        """Write from ``offset``, discarding anything stored beyond it (KeyError if the upload is gone)."""
 
     @abc.abstractmethod
     def read_upload(self, upload_id: str, length: int) -> AsyncIterator[bytes]:
         """The first ``length`` bytes of a partial upload."""
+
+    async def upload_intact(self, upload_id: str, length: int) -> bool:
+        """Whether the first ``length`` bytes of an upload are surely the bytes written.
+
+        False when they may not be (the machine restarted since they were written and
+        before they were durable): the caller re-reads and re-hashes them before a
+        commit. Raises ``UploadLost`` if fewer bytes are stored. Stores whose ``close``
+        is durable answer True.
+        """
+        return True
 
     @abc.abstractmethod
     async def commit_upload(self, upload_id: str, digest: str, length: int) -> None:

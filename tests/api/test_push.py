@@ -691,3 +691,20 @@ async def test_tag_of_128_characters_is_accepted(client, push):
     assert response.status == 201, await response.text()
     assert (await (await client.get("/v2/push/longtag/tags/list")).json())["tags"] == [tag]
     assert await (await client.get(f"/v2/push/longtag/manifests/{tag}")).read() == body
+
+
+async def test_upload_that_lost_acknowledged_bytes_in_a_crash_is_blob_upload_invalid(client, services):
+    """The node's machine crashed after a PATCH's 202, before its bytes reached the disk."""
+    data = b"0123456789" * 1000
+    location = await start_upload(client, "crash/lost")
+    response = await client.patch(location, data=data[:6000], headers={"Content-Range": "0-5999"})
+    assert response.status == 202
+    upload_file = services.store.root / "uploads" / response.headers["Docker-Upload-UUID"]
+    upload_file.write_bytes(data[:4096])  # what the disk held after the restart
+    await assert_error(await client.put(with_query(location, digest=sha256(data[:6000]))), 400, "BLOB_UPLOAD_INVALID")
+    await assert_error(
+        await client.put(with_query(location, digest=sha256(data)), data=data[6000:], headers={"Content-Range": "6000-9999"}),
+        400, "BLOB_UPLOAD_INVALID",
+    )
+    await assert_no_blob(client, "crash/lost", sha256(data[:6000]))
+    await assert_no_blob(client, "crash/lost", sha256(data))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 
 import pytest
 
 from dockyard.core.digests import Digest
-from dockyard.core.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable
+from dockyard.core.errors import BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable
 from dockyard.services.blobs import BlobService
 from dockyard.services.uploads import UploadService
 
@@ -166,3 +167,75 @@ async def test_a_monolithic_upload_with_a_wrong_digest_leaves_nothing_behind(ser
     assert [p for p in uploads_dir.iterdir() if not p.name.startswith(".")] == []
     info = await services.uploads.put_whole(registry.id, "app", digest_of(b"data"), body(b"data"), length=4)
     assert (await services.blobs.stat(registry.id, "app", digest_of(b"data"))).size == info.size == 4
+
+
+# -- a chunk acknowledged but not yet durable, then a crash of the machine ----------------------
+# (the filesystem store fsyncs an upload's bytes only when it commits the blob)
+
+
+def _upload_file(services, upload):
+    return services.store.root / "uploads" / upload.id
+
+
+async def test_an_upload_that_lost_acknowledged_bytes_is_refused_not_committed(services):
+    registry = await services.registries.default()
+    data = bytes(range(256)) * 800
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(data[:150_000]))
+    os.truncate(_upload_file(services, upload), 100_000)  # the machine crashed before writeback
+    with pytest.raises(BlobUploadInvalid, match="start the upload again"):
+        await services.uploads.append(upload, body(data[150_000:]), start=150_000)
+    with pytest.raises(BlobUploadInvalid, match="start the upload again"):
+        await services.uploads.complete(upload, digest_of(data[:150_000]))
+    with pytest.raises(BlobUploadInvalid, match="start the upload again"):
+        await services.uploads.complete(upload, digest_of(data), body(data[150_000:]), start=150_000)
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(registry.id, "app", digest_of(data[:150_000]))
+    assert services.store.local_path(str(digest_of(data[:150_000]))).exists() is False
+
+
+async def test_bytes_written_before_the_machine_restarted_are_re_hashed(services):
+    """Of the right length but damaged (the page cache lost, the disk holding something else):
+    found by re-hashing them, because the file was last written before the machine booted."""
+    from dockyard.storage import filesystem
+
+    registry = await services.registries.default()
+    data = b"first chunk " * 10_000
+    damaged = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(data))
+    intact = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(data))
+    path = _upload_file(services, damaged)
+    path.write_bytes(b"\0" * len(data))
+    for upload in (damaged, intact):
+        os.utime(_upload_file(services, upload), (filesystem.BOOT_TIME - 60, filesystem.BOOT_TIME - 60))
+    with pytest.raises(DigestInvalid):
+        await services.uploads.complete(damaged, digest_of(data))
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(registry.id, "app", digest_of(data))
+    assert (await services.uploads.complete(intact, digest_of(data))).size == len(data)
+
+
+async def test_a_chunk_appended_after_a_restart_does_not_vouch_for_the_bytes_before_it(services):
+    from dockyard.storage import filesystem
+
+    registry = await services.registries.default()
+    head, tail = b"h" * 70_000, b"t" * 70_000
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(head))
+    path = _upload_file(services, upload)
+    path.write_bytes(b"\0" * len(head))
+    os.utime(path, (filesystem.BOOT_TIME - 60, filesystem.BOOT_TIME - 60))
+    upload = await services.uploads.append(upload, body(tail), start=len(head))  # the file is new again
+    with pytest.raises(DigestInvalid):
+        await services.uploads.complete(upload, digest_of(head + tail))
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(registry.id, "app", digest_of(head + tail))
+
+
+async def test_a_completed_upload_leaves_no_files_behind(services):
+    registry = await services.registries.default()
+    small, big = b"s" * 100, bytes(range(256)) * 20_000
+    upload = await services.uploads.start(registry.id, "app")
+    await services.uploads.complete(upload, digest_of(small), body(small))  # the whole blob in the PUT
+    upload = await services.uploads.append(await services.uploads.start(registry.id, "app"), body(big[:9999]))
+    await services.uploads.complete(upload, digest_of(big), body(big[9999:]), start=9999)
+    assert list((services.store.root / "uploads").iterdir()) == []
+    for data in (small, big):
+        assert services.store.local_path(str(digest_of(data))).read_bytes() == data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from urllib.parse import quote
 
 import aiohttp
@@ -309,3 +310,24 @@ async def test_an_upload_goes_back_to_the_size_before_its_last_close(store):
     digest = digest_of(data)
     await store.commit_upload("u12", digest, len(data))
     assert await collect(store.read_blob(digest)) == data
+
+
+async def test_closed_chunks_are_intact_and_a_lost_tail_is_noticed(store, open_another, tmp_path):
+    """What a commit relies on: a store vouches for the bytes of closed chunks, and the filesystem
+    store (which fsyncs only at commit) notices acknowledged bytes that a machine crash lost."""
+    from dockyard.storage.base import UploadLost
+
+    await store.create_upload("u13")
+    writer = await store.open_upload("u13", 0)
+    await writer.write_pieces([b"abc", b"def" * 30_000])
+    await writer.close()
+    assert await open_another().upload_intact("u13", 90_003) is True
+    if isinstance(store, FilesystemStore):
+        os.truncate(tmp_path / "blobs" / "uploads" / "u13", 50_000)
+        with pytest.raises(UploadLost):
+            await store.upload_intact("u13", 90_003)
+        with pytest.raises(UploadLost):
+            await store.open_upload("u13", 90_003)
+        with pytest.raises(UploadLost):
+            await store.commit_upload("u13", digest_of(b"abc" + b"def" * 30_000), 90_003)
+        assert await store.blob_size(digest_of(b"abc" + b"def" * 30_000)) is None
