@@ -28,8 +28,9 @@ def _json(document: dict, headers: dict[str, str] | None = None) -> web.Response
     return web.Response(body=json.dumps(document).encode(), content_type="application/json", headers=headers)
 
 
-def _link(path: str, last: str, n: int) -> dict[str, str]:
-    return {"Link": f'<{path}?{urlencode({"last": last, "n": n})}>; rel="next"'}
+def _link(path: str, last: str, n: int | None) -> dict[str, str]:
+    query = {"last": last} if n is None else {"last": last, "n": n}
+    return {"Link": f'<{path}?{urlencode(query)}>; rel="next"'}
 
 
 async def catalog(request: web.Request) -> web.Response:
@@ -45,8 +46,9 @@ async def tags_list(request: web.Request) -> web.Response:
     await require(request, "repository", repository, "pull")
     n, last = page_params(request)
     page = await services_of(request).listings.tags(registry_of(request).id, repository, n, last)
-    headers = _link(f"/v2/{repository}/tags/list", page.items[-1], len(page.items)) if page.more else None
-    return _json({"name": repository, "tags": page.items}, headers)
+    # Without n the next page is again a whole one.
+    headers = None if page.last is None else _link(f"/v2/{repository}/tags/list", page.last, n)
+    return web.Response(body=page.body, content_type="application/json", headers=headers)
 
 
 async def referrers(request: web.Request) -> web.Response:

@@ -66,6 +66,7 @@ class Database:
         self._commits_since_checkpoint = 0
         self._checkpointing: asyncio.Task | None = None
         self._raw: sqlite3.Connection | None = None
+        self._writer: sa.Connection | None = None  # SQLite: the one connection of this process's writers
         if self.is_sqlite:
             # Migrations use the async engine (aiosqlite); requests use the inline one.
             inline.configure(self.engine.sync_engine, busy_ms=30000, autocheckpoint=True)
@@ -109,16 +110,19 @@ class Database:
         deadline = loop.time() + inline.WRITE_WAIT_SECONDS
         delay = 0.002
         while True:
-            conn = self._inline.connect().execution_options(dockyard_write=True)
+            # Writers take turns (the asyncio lock), so one connection, kept open, serves them all.
+            if self._writer is None:
+                self._writer = self._inline.connect().execution_options(dockyard_write=True)
+            conn = self._writer
             try:
                 transaction = conn.begin()  # BEGIN IMMEDIATE: the write lock, or "database is locked"
                 break
             except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
-                conn.close()
                 if "locked" not in str(exc) or loop.time() > deadline:
+                    self._drop_writer()
                     raise _unavailable(exc) from exc
             except (DBAPIError, OSError) as exc:
-                conn.close()
+                self._drop_writer()
                 raise _unavailable(exc) from exc
             await asyncio.sleep(delay)  # another process writes: wait without holding up the loop
             delay = min(delay * 2, 0.05)
@@ -130,16 +134,20 @@ class Database:
                 if transaction.is_active:
                     transaction.rollback()
                 raise
-            finally:
-                conn.close()
         except sa.exc.IntegrityError:
             raise
         except (DBAPIError, OSError) as exc:
+            self._drop_writer()
             raise _unavailable(exc) from exc
         self._commits_since_checkpoint += 1
         if self._commits_since_checkpoint >= inline.CHECKPOINT_EVERY and self._checkpointing is None:
             self._commits_since_checkpoint = 0
             self._checkpointing = asyncio.create_task(self._checkpoint())
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database file, off the loop (it fsyncs)."""
@@ -179,14 +187,28 @@ class Database:
         if self._inline is None:
             async with self.read() as conn:
                 return (await conn.execute(statement, params)).first()
-        sql, names, processors, row_type = self._statements.compiled(statement)
         try:
-            if self._raw is None:
-                self._raw = inline.raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
-            row = self._raw.execute(sql, inline.bind(params, names, processors)).fetchone()
+            cursor, row_type = self._raw_execute(statement, params)
+            row = cursor.fetchone()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         return None if row is None else row_type(*row)
+
+    async def fetch_all(self, statement: sa.Select, params: dict) -> list:
+        """Every row of a hot read, as plain tuples; on SQLite as ``fetch_one`` runs it."""
+        if self._inline is None:
+            async with self.read() as conn:
+                return [tuple(row) for row in await conn.execute(statement, params)]
+        try:
+            return self._raw_execute(statement, params)[0].fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
+    def _raw_execute(self, statement: sa.Select, params: dict) -> tuple[sqlite3.Cursor, type]:
+        sql, names, processors, row_type = self._statements.compiled(statement)
+        if self._raw is None:
+            self._raw = inline.raw_reader(self.url.removeprefix("sqlite+aiosqlite:///"))
+        return self._raw.execute(sql, inline.bind(params, names, processors)), row_type
 
     def insert(self, table: sa.Table):
         """An INSERT that can take ``on_conflict_do_nothing``/``do_update`` on either dialect."""
@@ -217,6 +239,7 @@ class Database:
             self._raw = None
         if self._checkpointing is not None:
             await self._checkpointing
+        self._drop_writer()
         if self._inline is not None:
             self._inline.dispose()
         await self.engine.dispose()

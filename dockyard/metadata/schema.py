@@ -100,6 +100,9 @@ repositories = sa.Table(
     sa.Column("write_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("list_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("read_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Goes up with every change of the repository's tags or of a manifest's list_enabled, in the
+    # same transaction: the database's own triggers bump it (migration 0007), whoever writes.
+    sa.Column("tag_version", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("registry_id", "name"),
 )
 

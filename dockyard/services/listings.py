@@ -2,17 +2,27 @@
 
 Pages are read by key (``name > last ORDER BY name LIMIT n+1``), never by
 loading a whole list.
+
+A tag list without ``n`` is one page of up to ``whole_page`` tags (the spec lets a
+server answer the whole list; Distribution does). Rendered tag pages are kept
+under the repository's ``tag_version``, which the database bumps in the
+transaction of every change a tag list could show (migration 0007), so any
+process sees another's change on its next request: a repeated listing is one
+indexed lookup of the repository row.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from dockyard.core.digests import Digest
-from dockyard.metadata.database import Database
+from dockyard.metadata.database import Database, hot
 from dockyard.metadata.schema import manifests, repositories, tags
 from dockyard.services import repositories as repos
 
@@ -23,10 +33,76 @@ class Page:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TagPage:
+    body: bytes  # the tags/list document
+    last: str | None  # the page's last tag when more follow, else None
+
+
+_REPOSITORY = hot(
+    # created_at tells a repository from an earlier one that had the same id
+    sa.select(repositories.c.id, repositories.c.created_at, repositories.c.tag_version).where(
+        repositories.c.registry_id == sa.bindparam("registry_id"), repositories.c.name == sa.bindparam("name")
+    )
+)
+# A tag is listed unless it, or the manifest it points at, has listEnabled false.
+_TAGS = hot(
+    sa.select(tags.c.name)
+    .select_from(
+        tags.join(
+            manifests, sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest)
+        )
+    )
+    .where(
+        tags.c.repository_id == sa.bindparam("repository_id"),
+        tags.c.name > sa.bindparam("last"),
+        tags.c.list_enabled,
+        manifests.c.list_enabled,
+    )
+    .order_by(tags.c.name)
+    .limit(sa.bindparam("limit"))
+    .offset(sa.bindparam("offset"))  # always 0: SQLite's LIMIT ? comes with an OFFSET ?, which must be named
+)
+_NEEDS_ESCAPING = re.compile(r'[\x00-\x1f"\\]')
+
+
+def render_tags(repository: str, names: list[str]) -> bytes:
+    """The tags/list document. Tag names (``[A-Za-z0-9_][A-Za-z0-9._-]*``) need no JSON escaping."""
+    joined = '","'.join(names)
+    if _NEEDS_ESCAPING.search(joined):
+        return json.dumps({"name": repository, "tags": names}).encode()
+    items = f'"{joined}"' if names else ""
+    return f'{{"name":{json.dumps(repository)},"tags":[{items}]}}'.encode()
+
+
+class _Rendered:
+    """Rendered tag pages, least recently used first out, within ``budget`` bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.size = budget, 0
+        self._pages: OrderedDict[tuple, TagPage] = OrderedDict()
+
+    def get(self, key: tuple) -> TagPage | None:
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: tuple, page: TagPage) -> None:
+        if len(page.body) > self.budget or key in self._pages:
+            return
+        self._pages[key] = page
+        self.size += len(page.body)
+        while self.size > self.budget:
+            self.size -= len(self._pages.popitem(last=False)[1].body)
+
+
 class ListingService:
-    def __init__(self, db: Database, max_page: int = 1000) -> None:
+    def __init__(self, db: Database, max_page: int = 1000, whole_page: int = 10_000, cache_bytes: int = 4 << 20) -> None:
         self.db = db
         self.max_page = max_page
+        self.whole_page = whole_page
+        self._rendered = _Rendered(cache_bytes)
 
     def _limit(self, n: int | None) -> int:
         return self.max_page if n is None else min(n, self.max_page)
@@ -45,28 +121,25 @@ class ListingService:
             names = list((await conn.execute(query)).scalars())
         return Page(names[:limit], len(names) > limit)
 
-    async def tags(self, registry_id: int, repository: str, n: int | None, last: str | None) -> Page:
-        limit = self._limit(n)
-        async with self.db.read() as conn:
-            repository_id = await repos.require(conn, registry_id, repository)
-            if limit == 0:
-                return Page([], False)
-            # A tag is listed unless it, or the manifest it points at, has listEnabled false.
-            query = (
-                sa.select(tags.c.name)
-                .select_from(
-                    tags.join(
-                        manifests,
-                        sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest),
-                    )
-                )
-                .where(tags.c.repository_id == repository_id, tags.c.list_enabled, manifests.c.list_enabled)
-            )
-            if last:
-                query = query.where(tags.c.name > last)
-            query = query.order_by(tags.c.name).limit(limit + 1)
-            names = list((await conn.execute(query)).scalars())
-        return Page(names[:limit], len(names) > limit)
+    async def tags(self, registry_id: int, repository: str, n: int | None, last: str | None) -> TagPage:
+        """A page of the repository's tags, rendered; without ``n`` up to ``whole_page`` of them."""
+        row = await self.db.fetch_one(_REPOSITORY, {"registry_id": registry_id, "name": repository})
+        if row is None:
+            raise repos.unknown(repository)
+        limit = self.whole_page if n is None else min(n, self.max_page)
+        # The version is read before the tags: a page is never older than the version it is kept under.
+        key = (row.id, row.created_at, row.tag_version, limit, last or "")
+        page = self._rendered.get(key)
+        if page is None:
+            names = []
+            if limit:
+                params = {"repository_id": row.id, "last": last or "", "limit": limit + 1, "offset": 0}
+                names = [name for name, in await self.db.fetch_all(_TAGS, params)]
+            more = len(names) > limit
+            del names[limit:]
+            page = TagPage(render_tags(repository, names), names[-1] if more else None)
+            self._rendered.put(key, page)
+        return page
 
     async def referrers(
         self, registry_id: int, repository: str, subject: Digest, artifact_type: str | None

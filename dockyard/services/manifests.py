@@ -17,6 +17,7 @@ from dockyard.services import events, locks, repositories as repos
 
 MAX_MANIFEST_BYTES = 4 << 20
 _IN_BATCH = 500
+_PARSED_ENTRIES, _PARSED_BYTES = 256, 64 << 10  # parsed manifests remembered: how many, up to what size
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,32 +35,35 @@ class PushResult:
     tags: list[str]
 
 
-_PULL_COLUMNS = (
-    manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content,
-    repositories.c.read_enabled.label("repository_read"), manifests.c.read_enabled.label("manifest_read"),
-)
-_GET_BY_DIGEST = (
-    sa.select(*_PULL_COLUMNS, sa.null().label("tag_read"))
-    .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
-    .where(
-        repositories.c.registry_id == sa.bindparam("registry_id"),
-        repositories.c.name == sa.bindparam("repository"),
-        manifests.c.digest == sa.bindparam("reference"),
+def _pull_query(by_tag: bool, with_content: bool) -> sa.Select:
+    """A pull's one query: the manifest (its bytes only when wanted: a HEAD needs none) and the
+    read locks of the repository, the manifest and (by tag) the tag."""
+    content = manifests.c.content if with_content else sa.null()
+    columns = (
+        manifests.c.digest, manifests.c.media_type, manifests.c.size, content.label("content"),
+        repositories.c.read_enabled.label("repository_read"), manifests.c.read_enabled.label("manifest_read"),
     )
-)
-_GET_BY_TAG = (
-    sa.select(*_PULL_COLUMNS, tags.c.read_enabled.label("tag_read"))
-    .select_from(
-        tags.join(repositories, repositories.c.id == tags.c.repository_id).join(
-            manifests, sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest)
+    if by_tag:
+        query = sa.select(*columns, tags.c.read_enabled.label("tag_read")).select_from(
+            tags.join(repositories, repositories.c.id == tags.c.repository_id).join(
+                manifests, sa.and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.digest)
+            )
         )
-    )
-    .where(
+        reference = tags.c.name
+    else:
+        query = sa.select(*columns, sa.null().label("tag_read")).select_from(
+            manifests.join(repositories, repositories.c.id == manifests.c.repository_id)
+        )
+        reference = manifests.c.digest
+    return query.where(
         repositories.c.registry_id == sa.bindparam("registry_id"),
         repositories.c.name == sa.bindparam("repository"),
-        tags.c.name == sa.bindparam("reference"),
+        reference == sa.bindparam("reference"),
     )
-)
+
+
+# (by tag, with content) -> the query, built once; a request only binds its values.
+_PULLS = {(tag, content): _pull_query(tag, content) for tag in (False, True) for content in (False, True)}
 
 
 _ONE_BLOB = hot(
@@ -82,17 +86,18 @@ class ManifestService:
         self.db = db
         self.max_bytes = max_bytes
         self._upsert = None
+        self._parsed: dict[tuple[str, str | None], parsing.ParsedManifest] = {}
 
     # -- pull --------------------------------------------------------------
-    async def get(self, registry_id: int, repository: str, reference: str) -> ManifestRecord:
-        # The locks come in the same query: a pull stays one round trip. The statements are
-        # built once (below); a request only binds its values.
+    async def get(self, registry_id: int, repository: str, reference: str, content: bool = True) -> ManifestRecord:
+        """The manifest a tag or digest names; with ``content=False`` (a HEAD) its ``content`` is empty."""
+        # The locks come in the same query: a pull stays one round trip.
         params = {"registry_id": registry_id, "repository": repository, "reference": reference}
         if is_digest(reference):
             params["reference"] = str(Digest.parse(reference))
-            query = _GET_BY_DIGEST
+            query = _PULLS[False, content]
         elif is_tag(reference):
-            query = _GET_BY_TAG
+            query = _PULLS[True, content]
         else:
             raise ManifestUnknown(f"{reference[:140]!r} is neither a valid tag nor a digest")
         row = await self.db.fetch_one(query, params)
@@ -104,7 +109,7 @@ class ManifestService:
                     detail={"name": repository, "reference": reference},
                 )
         locks.check_read(row, repository, reference)
-        return ManifestRecord(row.digest, row.media_type, row.size, bytes(row.content))
+        return ManifestRecord(row.digest, row.media_type, row.size, b"" if row.content is None else bytes(row.content))
 
     # -- push --------------------------------------------------------------
     async def put(
@@ -127,15 +132,20 @@ class ManifestService:
         else:
             digest = Digest.of(content)
             new_tags = [check_tag(reference)] + [check_tag(tag) for tag in extra_tags if tag != reference]
-        parsed = parsing.parse(content, content_type)
+        parsed = self._parse(str(digest), content, content_type)
         subject = parsed.subject.digest if parsed.subject else None
 
         async with self.db.write() as conn:
             await repos.lock(self.db, conn, registry_id, repository)
             repository_id = await repos.ensure(self.db, conn, registry_id, repository)
             await locks.check_push(conn, repository_id, repository, new_tags)
-            await self._check_references(conn, repository_id, parsed)
-            manifest_id, created = await self._insert(conn, repository_id, str(digest), content, parsed, subject)
+            # A manifest is immutable by digest: one already here had its references checked and
+            # recorded when it came, so pushing it again (under a new tag) only moves tags.
+            existing = (await conn.execute(_EXISTING, {"repository_id": repository_id, "digest": str(digest)})).scalar()
+            created = existing is None
+            if created:
+                await self._check_references(conn, repository_id, parsed)
+                await self._insert(conn, repository_id, str(digest), content, parsed, subject)
             now = utcnow()
             for tag in new_tags:
                 await conn.execute(
@@ -203,10 +213,20 @@ class ManifestService:
         for digest in children - present:
             raise ManifestBlobUnknown(f"manifest {digest} is not in the repository", detail={"digest": digest})
 
-    async def _insert(self, conn, repository_id, digest, content, parsed, subject) -> tuple[int, bool]:
-        existing = (await conn.execute(_EXISTING, {"repository_id": repository_id, "digest": digest})).scalar()
-        if existing is not None:
-            return existing, False
+    def _parse(self, digest: str, content: bytes, content_type: str | None) -> parsing.ParsedManifest:
+        """``parsing.parse``, remembered for small manifests: the same bytes under the same
+        Content-Type parse the same (a manifest pushed under many tags, or to many repositories)."""
+        key = (digest, content_type)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = parsing.parse(content, content_type)
+            if len(content) <= _PARSED_BYTES:
+                if len(self._parsed) >= _PARSED_ENTRIES:
+                    del self._parsed[next(iter(self._parsed))]  # the oldest
+                self._parsed[key] = parsed
+        return parsed
+
+    async def _insert(self, conn, repository_id, digest, content, parsed, subject) -> None:
         manifest_id = (
             await conn.execute(
                 sa.insert(manifests)
@@ -231,7 +251,6 @@ class ManifestService:
                 sa.insert(manifest_references),
                 [{"manifest_id": manifest_id, "digest": d, "kind": kind} for d, kind in sorted(references)],
             )
-        return manifest_id, True
 
     # -- delete ------------------------------------------------------------
     async def delete(self, registry_id: int, repository: str, reference: str, actor: str | None = None) -> None:

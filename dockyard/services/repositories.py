@@ -29,8 +29,12 @@ async def find(conn: AsyncConnection, registry_id: int, name: str) -> int | None
 async def require(conn: AsyncConnection, registry_id: int, name: str) -> int:
     repository_id = await find(conn, registry_id, name)
     if repository_id is None:
-        raise NameUnknown(f"repository {name!r} is not known to the registry", detail={"name": name})
+        raise unknown(name)
     return repository_id
+
+
+def unknown(name: str) -> NameUnknown:
+    return NameUnknown(f"repository {name!r} is not known to the registry", detail={"name": name})
 
 
 async def lock(db: Database, conn: AsyncConnection, registry_id: int, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.metadata.database import hot
 from dockyard.metadata.schema import audit_log
 from dockyard.services import events
 
@@ -18,21 +19,28 @@ OPERATIONS = {
 }
 
 
+_INSERT = hot(
+    sa.insert(audit_log).values(**{
+        name: sa.bindparam(name, type_=audit_log.c[name].type)
+        for name in ("event_id", "registry_id", "time", "operation", "repository", "tag", "digest", "media_type",
+                     "size", "identity")
+    })
+)
+
+
 class AuditLog:
     name = "audit"
 
     async def handle(self, conn: AsyncConnection, event) -> None:
-        await conn.execute(
-            sa.insert(audit_log).values(
-                event_id=event.id,
-                registry_id=event.registry_id,
-                time=event.created_at,
-                operation=OPERATIONS.get(event.action, event.action),
-                repository=event.repository,
-                tag=event.tag,
-                digest=event.digest,
-                media_type=event.media_type,
-                size=event.size,
-                identity=event.actor,
-            )
-        )
+        await conn.execute(_INSERT, {
+            "event_id": event.id,
+            "registry_id": event.registry_id,
+            "time": event.created_at,
+            "operation": OPERATIONS.get(event.action, event.action),
+            "repository": event.repository,
+            "tag": event.tag,
+            "digest": event.digest,
+            "media_type": event.media_type,
+            "size": event.size,
+            "identity": event.actor,
+        })

@@ -21,12 +21,20 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.database import Database, hot, utcnow
 from dockyard.metadata.schema import events
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
+
+# Settling one event: marked processed, guarded by the claim (one statement per event, built once).
+_SETTLE = hot(
+    sa.update(events)
+    .where(events.c.id == sa.bindparam("event_id"), events.c.claimed_by == sa.bindparam("worker"),
+           events.c.processed_at.is_(None))
+    .values(processed_at=sa.bindparam("now", type_=events.c.processed_at.type))
+)
 
 
 class Consumer(Protocol):
@@ -74,12 +82,7 @@ class Outbox:
         try:
             async with self.db.write() as conn:
                 # Settle first: on PostgreSQL this also locks the event's row until commit.
-                done = await conn.execute(
-                    sa.update(events)
-                    .where(events.c.id == event.id, events.c.claimed_by == self.worker_id,
-                           events.c.processed_at.is_(None))
-                    .values(processed_at=utcnow())
-                )
+                done = await conn.execute(_SETTLE, {"event_id": event.id, "worker": self.worker_id, "now": utcnow()})
                 if done.rowcount != 1:
                     raise LeaseLost()
                 for consumer in self.consumers:

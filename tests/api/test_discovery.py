@@ -95,6 +95,21 @@ async def test_tags_pagination_by_last_parameter(client, push):
     assert "Link" not in response.headers
 
 
+async def test_tags_without_n_come_in_whole_pages_linked_without_n(client, services, push):
+    await tag_all(client, push, "disc/whole", TAGS)
+    services.listings.whole_page = 5  # a list longer than a whole page
+    url: str | None = "/v2/disc/whole/tags/list"
+    seen: list[str] = []
+    while url is not None:
+        response = await client.get(url)
+        document = await response.json()
+        url = next_link(response)
+        assert url is None or "n=" not in url
+        assert len(document["tags"]) == (5 if url else len(TAGS) % 5)
+        seen += document["tags"]
+    assert seen == sorted(TAGS)
+
+
 async def test_tags_n_exactly_total_has_no_link_or_a_link_to_an_empty_page(client, push):
     await tag_all(client, push, "disc/exact", TAGS[:4])
     response = await client.get("/v2/disc/exact/tags/list?n=4")
