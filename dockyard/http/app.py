@@ -16,7 +16,10 @@ from dockyard.http.identity import BasicChallenge, Challenge, ScopeChallenge, re
 
 log = logging.getLogger("dockyard.http")
 
-NAME = r"{name:[^/]+(?:/[^/]+)*}"
+# A repository name: segments without "/". Possessive (a segment is never given back in part:
+# what follows a name starts with "/"), so a path that doesn't match fails at once rather than
+# backtracking through every character of a digest.
+NAME = r"{name:[^/]++(?:/[^/]++)*}"
 
 
 async def api_version(request: web.Request) -> web.Response:
@@ -24,26 +27,24 @@ async def api_version(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-DATA_PLANE = ("/v2", "/oauth2/", "/acr/")
+DATA_PLANE = ("/v2", "/oauth2/", "/acr/")  # never an ARM path: ARM's first segments are arm.ROOTS
 
 
 @web.middleware
-async def route_registry(request: web.Request, handler):
-    if request.path in health.PATHS:
-        return await handler(request)
-    registries = services_of(request).registries
-    registry = await registries.for_host(request.host)
-    if request.path.startswith(DATA_PLANE):
-        if registry is None:
-            raise NameUnknown(f"no registry has the login server {request.host.rsplit(':', 1)[0][:200]!r}")
-        network.check_client(registry, request.remote or "")
-    request[REGISTRY] = registry or await registries.default()
-    return await handler(request)
+async def front(request: web.Request, handler):
+    """The one middleware: the registry the Host names, ARM's paths, and errors rendered the OCI way.
 
-
-@web.middleware
-async def render_errors(request: web.Request, handler):
+    One layer rather than three: every layer is a call and a coroutine on every request.
+    """
     try:
+        path = request.path
+        if path in health.PATHS:
+            return await handler(request)
+        await _route_registry(request, path)
+        if not path.startswith(DATA_PLANE):
+            normalised = arm.arm_path(path)
+            if normalised is not None:
+                return await arm.dispatch(request, normalised)
         return await handler(request)
     except (Challenge, BasicChallenge, ScopeChallenge) as error:
         return render(error, {"WWW-Authenticate": error.header(request)})
@@ -63,12 +64,23 @@ async def render_errors(request: web.Request, handler):
         return internal_error()
 
 
+async def _route_registry(request: web.Request, path: str) -> None:
+    """Find the registry by the Host (its firewall applies to the data plane); else the default registry."""
+    registries = services_of(request).registries
+    registry = await registries.for_host(request.host)
+    if path.startswith(DATA_PLANE):
+        if registry is None:
+            raise NameUnknown(f"no registry has the login server {request.host.rsplit(':', 1)[0][:200]!r}")
+        network.check_client(registry, request.remote or "")
+    request[REGISTRY] = registry or await registries.default()
+
+
 async def _api_version_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
 
 
 def create_app(services) -> web.Application:
-    middlewares = [render_errors, route_registry]
+    middlewares = [front]
     trusted = proxies.parse_networks(services.settings.trusted_proxies)
     if trusted:
         middlewares.insert(0, proxies.middleware(trusted))
@@ -78,12 +90,16 @@ def create_app(services) -> web.Application:
     r = app.router
     r.add_get("/v2/", api_version)
     r.add_get("/v2", api_version)
-    r.add_get("/v2/_catalog", listings.catalog)
-    r.add_get(f"/v2/{NAME}/tags/list", listings.tags_list)
-    r.add_get(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers)
+    # The router tries the /v2/<name>/... patterns in this order (each a regular expression), and
+    # no path matches two of them for the same method: the pulls' routes come first.
     r.add_get(f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
     r.add_put(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest)
     r.add_delete(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest)
+    r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)
+    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
+    r.add_get("/v2/_catalog", listings.catalog)
+    r.add_get(f"/v2/{NAME}/tags/list", listings.tags_list)
+    r.add_get(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers)
     for path in (f"/v2/{NAME}/blobs/uploads/", f"/v2/{NAME}/blobs/uploads"):
         r.add_post(path, uploads.start_upload)
     session = f"/v2/{NAME}/blobs/uploads/{{uuid}}"
@@ -91,8 +107,6 @@ def create_app(services) -> web.Application:
     r.add_patch(session, uploads.patch_upload)
     r.add_put(session, uploads.put_upload)
     r.add_delete(session, uploads.cancel_upload)
-    r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)
-    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
     health.register(r)
     r.add_get("/oauth2/token", oauth.get_token)
     r.add_post("/oauth2/token", oauth.post_token)
@@ -100,5 +114,4 @@ def create_app(services) -> web.Application:
     oidc.register(app)
     directory.register(app)
     acr.add_routes(r, NAME)
-    arm.register(app)
     return app

@@ -1,6 +1,7 @@
 """GET, HEAD and DELETE of blobs.
 
-Bodies leave by sendfile where the store has a file. On an object store a GET,
+Small blobs are answered from memory once read (``BlobService.small_content``), bigger
+ones leave by sendfile where the store has a file. On an object store a GET,
 once authorized, is redirected (307) to a short-lived SAS or presigned URL, as
 ACR and Distribution do, unless ``blob_delivery`` is ``proxy``: then this node
 streams the bytes, for clients that cannot reach the store.
@@ -86,6 +87,9 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                 status=307,
                 headers={"Location": url, "Docker-Content-Digest": info.digest, "Content-Length": "0"},
             )
+    content = await services.blobs.small_content(info)
+    if content is not None:
+        return web.Response(status=status, body=content[offset : offset + count] if span else content, headers=headers)
     path = services.blobs.local_path(info.digest)
     if path is not None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,7 +27,13 @@ def registry_of(request: web.Request) -> "Registry":
 
 
 def repository_of(request: web.Request) -> str:
-    return check_repository(request.match_info["name"])
+    return _valid_repository(request.match_info["name"])
+
+
+@lru_cache(maxsize=4096)
+def _valid_repository(name: str) -> str:
+    """``check_repository``, remembered for valid names (an invalid one raises every time)."""
+    return check_repository(name)
 
 
 def base_url(request: web.Request) -> str:

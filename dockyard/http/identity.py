@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiohttp import web
 
 from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.signin import NULL_GUID
 from dockyard.auth.scopes import Scope, allows
-from dockyard.auth.tokens import InvalidToken
+from dockyard.auth.tokens import InvalidToken, VerifiedToken
 from dockyard.core.errors import Denied, Unauthorized
 from dockyard.http.context import IDENTITY, registry_of, services_of
 
@@ -23,7 +24,7 @@ CHALLENGE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete", "*
 class Identity:
     principal: Principal
     via: str  # "bearer", "basic" or "anonymous"
-    access: tuple[dict, ...] = ()  # the token's grants, for bearer
+    token: VerifiedToken | None = None  # for bearer: the access token, whose grants decide
 
 
 class Challenge(Unauthorized):
@@ -88,24 +89,20 @@ async def identify(request: web.Request) -> Identity:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
         try:
-            claims = services.tokens.verify(value.strip(), registry_of(request).login_server)
+            token = services.tokens.check(value.strip(), registry_of(request).login_server)
         except InvalidToken:
             raise Challenge("the access token is invalid or expired", error="invalid_token") from None
-        # A token issued to nobody (anonymous) signs nobody in.
-        principal = Principal(-1, claims["sub"], "bearer") if claims["sub"] else ANONYMOUS
-        identity = Identity(principal, "bearer", tuple(claims.get("access") or ()))
+        identity = _bearer(token)
     elif scheme.lower() == "basic":
         username, password = basic_credentials(request) or ("", "")
         if username == NULL_GUID and password.count(".") == 2:
             # The null GUID with an access token as password stands for that token.
             try:
-                claims = services.tokens.verify(password, registry_of(request).login_server)
+                token = services.tokens.check(password, registry_of(request).login_server)
             except InvalidToken:
-                claims = None
-            if claims is not None:
-                principal = Principal(-1, claims["sub"], "bearer") if claims["sub"] else ANONYMOUS
-                identity = Identity(principal, "bearer", tuple(claims.get("access") or ()))
-                request[IDENTITY] = identity
+                token = None
+            if token is not None:
+                identity = request[IDENTITY] = _bearer(token)
                 return identity
         principal = await services.signin.basic(registry_of(request), username, password, request.remote or "")
         if principal is None:
@@ -117,13 +114,22 @@ async def identify(request: web.Request) -> Identity:
     return identity
 
 
+@lru_cache(maxsize=4096)
+def _bearer(token: VerifiedToken) -> Identity:
+    """The identity a verified token stands for (remembered by the token object, which
+    ``tokens.check`` answers only while the token is unexpired)."""
+    # A token issued to nobody (anonymous) signs nobody in.
+    principal = Principal(-1, token.subject, "bearer") if token.subject else ANONYMOUS
+    return Identity(principal, "bearer", token)
+
+
 async def may(request: web.Request, kind: str, name: str, action: str) -> bool:
-    identity = await identify(request)
+    return await _may(request, await identify(request), kind, name, action)
+
+
+async def _may(request: web.Request, identity: Identity, kind: str, name: str, action: str) -> bool:
     if identity.via == "bearer":
-        return any(
-            entry.get("type") == kind and entry.get("name") == name and allows(entry.get("actions") or (), action)
-            for entry in identity.access
-        )
+        return identity.token.allows(kind, name, action)
     services = services_of(request)
     granted = await services.authorizer.permitted(identity.principal, registry_of(request), Scope(kind, name, (action,)))
     return allows(granted, action)
@@ -132,7 +138,7 @@ async def may(request: web.Request, kind: str, name: str, action: str) -> bool:
 async def require(request: web.Request, kind: str, name: str, action: str) -> Identity:
     """Let the request through if it may do ``action`` on ``kind:name``; else 401 or 403."""
     identity = await identify(request)
-    if await may(request, kind, name, action):
+    if await _may(request, identity, kind, name, action):
         return identity
     scope = f"{kind}:{name}:{CHALLENGE_ACTIONS.get(action, action)}"
     detail = [{"Type": kind, "Name": name, "Action": action}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiohttp import web
 
 from dockyard.core import mediatypes
@@ -15,8 +17,10 @@ async def get_manifest(request: web.Request) -> web.Response:
     services = services_of(request)
     repository = repository_of(request)
     await require(request, "repository", repository, "pull")
-    record = await services.manifests.get(registry_of(request).id, repository, request.match_info["reference"])
-    if not mediatypes.acceptable(record.media_type, request.headers.getall("Accept", [])):
+    head = request.method == "HEAD"
+    reference = request.match_info["reference"]
+    record = await services.manifests.get(registry_of(request).id, repository, reference, content=not head)
+    if not _acceptable(record.media_type, tuple(request.headers.getall("Accept", ()))):
         raise ManifestUnknown(
             f"the manifest is a {record.media_type}, which the request's Accept header does not allow",
             detail={"mediaType": record.media_type},
@@ -28,10 +32,16 @@ async def get_manifest(request: web.Request) -> web.Response:
     }
     if conditional.not_modified(request, record.digest):
         return web.Response(status=304, headers=headers)
-    if request.method == "HEAD":
+    if head:
         headers["Content-Length"] = str(record.size)
         return web.Response(headers=headers)
     return web.Response(body=record.content, headers=headers)
+
+
+@lru_cache(maxsize=1024)
+def _acceptable(media_type: str, accept: tuple[str, ...]) -> bool:
+    """``mediatypes.acceptable``, remembered: clients send the same few Accept headers."""
+    return mediatypes.acceptable(media_type, accept)
 
 
 async def put_manifest(request: web.Request) -> web.Response:

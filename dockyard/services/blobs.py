@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,11 +10,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.core.digests import Digest
+from dockyard.core.digests import Digest, new_hasher
 from dockyard.core.errors import BlobUnknown
-from dockyard.metadata.database import Database, utcnow
+from dockyard.metadata.database import Database, hot, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
 from dockyard.services import events, locks, repositories as repos
+from dockyard.services.blobcache import ContentCache
 from dockyard.storage import BlobStore
 
 
@@ -44,10 +46,20 @@ _STAT = (
 )
 
 
+def _exactly(data: bytes, info: BlobInfo) -> bytes | None:
+    """``data`` if it is the blob's bytes (its size and digest), else None."""
+    algorithm, _, expected = info.digest.partition(":")
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return data if len(data) == info.size and hasher.hexdigest() == expected else None
+
+
 class BlobService:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
+        self._link = None
+        self._small = ContentCache()
 
     async def stat(self, registry_id: int, repository: str, digest: Digest) -> BlobInfo:
         params = {"registry_id": registry_id, "repository": repository, "digest": str(digest)}
@@ -67,19 +79,52 @@ class BlobService:
     def read(self, digest: str, offset: int = 0, length: int | None = None):
         return self.store.read_blob(digest, offset, length)
 
+    async def small_content(self, info: BlobInfo) -> bytes | None:
+        """The bytes of a small blob, from memory once read; None for a big one, or where the
+        store doesn't hold exactly the blob's bytes. Only after ``stat`` answered ``info`` for
+        the caller's repository: the cache holds bytes, the database says who may see them."""
+        if info.size > self._small.entry_bytes:
+            return None
+        data = self._small.get(info.digest)
+        if data is None:
+            path = self.store.local_path(info.digest)
+            try:
+                if path is not None:  # read and check in one trip to a thread
+                    data = await asyncio.to_thread(lambda: _exactly(path.read_bytes(), info))
+                else:
+                    data = _exactly(b"".join([c async for c in self.store.read_blob(info.digest, 0, info.size)]), info)
+            except (FileNotFoundError, KeyError):
+                raise BlobUnknown(f"blob {info.digest} is missing from storage") from None
+            if data is None:
+                return None
+            self._small.put(info.digest, data)
+        return data
+
     async def link(self, conn: AsyncConnection, registry_id: int, repository: str, digest: str, size: int) -> None:
         """Record a stored blob and make it visible in a repository (inside the caller's transaction)."""
         await repos.lock(self.db, conn, registry_id, repository)
         now = utcnow()
-        await conn.execute(
-            self.db.insert(blobs).values(digest=digest, size=size, created_at=now).on_conflict_do_nothing()
-        )
+        add_blob, add_link = self._link_statements()
+        await conn.execute(add_blob, {"digest": digest, "size": size, "now": now})
         repository_id = await repos.ensure(self.db, conn, registry_id, repository)
-        await conn.execute(
-            self.db.insert(repository_blobs)
-            .values(repository_id=repository_id, digest=digest, created_at=now)
-            .on_conflict_do_nothing()
-        )
+        await conn.execute(add_link, {"repository_id": repository_id, "digest": digest, "now": now})
+
+    def _link_statements(self):
+        """The two inserts of ``link``, built once per database dialect."""
+        if self._link is None:
+            def param(table, name, column):
+                return sa.bindparam(name, type_=table.c[column].type)
+
+            self._link = (
+                hot(self.db.insert(blobs).values(
+                    digest=param(blobs, "digest", "digest"), size=param(blobs, "size", "size"),
+                    created_at=param(blobs, "now", "created_at")).on_conflict_do_nothing()),
+                hot(self.db.insert(repository_blobs).values(
+                    repository_id=param(repository_blobs, "repository_id", "repository_id"),
+                    digest=param(repository_blobs, "digest", "digest"),
+                    created_at=param(repository_blobs, "now", "created_at")).on_conflict_do_nothing()),
+            )
+        return self._link
 
     async def mount(
         self,

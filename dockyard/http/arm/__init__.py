@@ -1,19 +1,19 @@
 """Dockyard's Azure Resource Manager: the management API that az, the Azure SDKs and Terraform
 speak (subscriptions, resource groups, registries, scope maps, tokens, role assignments).
 
-`register(app)` adds one middleware that sends every ARM path to `routing.dispatch`. It runs
-in the middleware (rather than as router routes) so paths are matched without regard to the
-case of their fixed segments and with double slashes merged: ``az cloud register`` asks for
-``//metadata/endpoints``, and SDKs build ``//subscriptions/...`` from scopes that start with "/".
+The application's middleware (`http/app.py`) sends every ARM path (`arm_path`) to
+`routing.dispatch`. It is done there (rather than by router routes) so paths are matched without
+regard to the case of their fixed segments and with double slashes merged: ``az cloud register``
+asks for ``//metadata/endpoints``, and SDKs build ``//subscriptions/...`` from scopes that start with "/".
 """
 
 from __future__ import annotations
 
 import re
 
-from aiohttp import web
-
 from dockyard.http.arm.routing import dispatch
+
+__all__ = ["ROOTS", "arm_path", "dispatch"]
 
 ROOTS = frozenset({"subscriptions", "providers", "tenants", "metadata"})
 _SLASHES = re.compile(r"/{2,}")
@@ -26,15 +26,3 @@ def arm_path(path: str) -> str | None:
     if first not in ROOTS:
         return None
     return merged.rstrip("/") or "/"
-
-
-@web.middleware
-async def arm_paths(request: web.Request, handler):
-    path = arm_path(request.path)
-    if path is None:
-        return await handler(request)
-    return await dispatch(request, path)
-
-
-def register(app: web.Application) -> None:
-    app.middlewares.append(arm_paths)
