@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digests import Digest, new_hasher
 from dockyard.core.errors import BlobUnknown
+from dockyard.core.lru import SizedLRU
 from dockyard.metadata.database import Database, hot, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
 from dockyard.services import events, locks, repositories as repos
-from dockyard.services.blobcache import ContentCache
 from dockyard.storage import BlobStore
 
 
@@ -54,12 +54,19 @@ def _exactly(data: bytes, info: BlobInfo) -> bytes | None:
     return data if len(data) == info.size and hasher.hexdigest() == expected else None
 
 
+SMALL_BLOB_BYTES = 64 << 10  # blobs up to this size are remembered ...
+SMALL_CACHE_BYTES = 16 << 20  # ... up to this many bytes in all
+
+
 class BlobService:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
         self._link = None
-        self._small = ContentCache()
+        # The bytes of small blobs by digest, so a pull of one opens no file. Safe to share between
+        # repositories, registries and across deletes: it holds bytes, never rights (the database is
+        # asked whether the repository may see the blob, ``stat``, on every request before this).
+        self._small: SizedLRU[bytes] = SizedLRU(SMALL_CACHE_BYTES, entry=SMALL_BLOB_BYTES)
 
     async def stat(self, registry_id: int, repository: str, digest: Digest) -> BlobInfo:
         params = {"registry_id": registry_id, "repository": repository, "digest": str(digest)}
@@ -83,7 +90,7 @@ class BlobService:
         """The bytes of a small blob, from memory once read; None for a big one, or where the
         store doesn't hold exactly the blob's bytes. Only after ``stat`` answered ``info`` for
         the caller's repository: the cache holds bytes, the database says who may see them."""
-        if info.size > self._small.entry_bytes:
+        if info.size > self._small.entry:
             return None
         data = self._small.get(info.digest)
         if data is None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from dockyard.core.digests import Digest
+from dockyard.core.lru import SizedLRU
 from dockyard.metadata.database import Database, hot
 from dockyard.metadata.schema import manifests, repositories, tags
 from dockyard.services import repositories as repos
@@ -75,34 +75,12 @@ def render_tags(repository: str, names: list[str]) -> bytes:
     return f'{{"name":{json.dumps(repository)},"tags":[{items}]}}'.encode()
 
 
-class _Rendered:
-    """Rendered tag pages, least recently used first out, within ``budget`` bytes."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget, self.size = budget, 0
-        self._pages: OrderedDict[tuple, TagPage] = OrderedDict()
-
-    def get(self, key: tuple) -> TagPage | None:
-        page = self._pages.get(key)
-        if page is not None:
-            self._pages.move_to_end(key)
-        return page
-
-    def put(self, key: tuple, page: TagPage) -> None:
-        if len(page.body) > self.budget or key in self._pages:
-            return
-        self._pages[key] = page
-        self.size += len(page.body)
-        while self.size > self.budget:
-            self.size -= len(self._pages.popitem(last=False)[1].body)
-
-
 class ListingService:
     def __init__(self, db: Database, max_page: int = 1000, whole_page: int = 10_000, cache_bytes: int = 4 << 20) -> None:
         self.db = db
         self.max_page = max_page
         self.whole_page = whole_page
-        self._rendered = _Rendered(cache_bytes)
+        self._rendered: SizedLRU[TagPage] = SizedLRU(cache_bytes, size=lambda page: len(page.body))  # rendered pages
 
     def _limit(self, n: int | None) -> int:
         return self.max_page if n is None else min(n, self.max_page)

@@ -18,7 +18,7 @@ from dockyard.auth import tokens as tokens_module
 from dockyard.auth.tokens import InvalidToken, TokenService, VerifiedToken, new_signing_key, signing_key
 from dockyard.http.app import create_app
 from dockyard.server import open_services
-from dockyard.services.blobcache import ContentCache
+from dockyard.core.lru import SizedLRU
 from tests.conftest import DockyardTestServer
 
 from .helpers import OCI_MANIFEST, assert_error, bearer, fetch_token, parse_challenge
@@ -210,7 +210,7 @@ def test_grants_merge_entries_and_ignore_malformed_ones():
 
 
 def test_content_cache_is_bounded():
-    cache = ContentCache(entry_bytes=4, total_bytes=8)
+    cache = SizedLRU(8, entry=4)
     cache.put("big", b"12345")
     assert cache.get("big") is None  # over the entry size: never remembered
     for name in ("a", "b", "c"):
