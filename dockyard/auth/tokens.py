@@ -82,7 +82,7 @@ class TokenService:
         *,
         access_lifetime: int = 4500,
         refresh_lifetime: int = 10800,
-        cache_size: int = 50_000,
+        cache_size: int = 4_096,  # ~3.5 KiB an entry: at most ~14 MiB
     ) -> None:
         self.key = key
         self._public = key.public_key()
