@@ -245,6 +245,12 @@ class Database:
         await self.engine.dispose()
 
 
+def param(column: sa.Column, name: str | None = None) -> sa.BindParameter:
+    """A bind parameter typed as ``column`` (a hot statement converts its value as the column
+    would), named ``name`` or after the column."""
+    return sa.bindparam(name or column.name, type_=column.type)
+
+
 def hot(statement):
     """Mark a statement built once, with its values as bind parameters, as one of the hot path's.
 

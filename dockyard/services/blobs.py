@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.digests import Digest, new_hasher
 from dockyard.core.errors import BlobUnknown
 from dockyard.core.lru import SizedLRU
-from dockyard.metadata.database import Database, hot, utcnow
+from dockyard.metadata.database import Database, hot, param, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
 from dockyard.services import events, locks, repositories as repos
 from dockyard.storage import BlobStore
@@ -119,17 +119,13 @@ class BlobService:
     def _link_statements(self):
         """The two inserts of ``link``, built once per database dialect."""
         if self._link is None:
-            def param(table, name, column):
-                return sa.bindparam(name, type_=table.c[column].type)
-
             self._link = (
                 hot(self.db.insert(blobs).values(
-                    digest=param(blobs, "digest", "digest"), size=param(blobs, "size", "size"),
-                    created_at=param(blobs, "now", "created_at")).on_conflict_do_nothing()),
+                    digest=param(blobs.c.digest), size=param(blobs.c.size),
+                    created_at=param(blobs.c.created_at, "now")).on_conflict_do_nothing()),
                 hot(self.db.insert(repository_blobs).values(
-                    repository_id=param(repository_blobs, "repository_id", "repository_id"),
-                    digest=param(repository_blobs, "digest", "digest"),
-                    created_at=param(repository_blobs, "now", "created_at")).on_conflict_do_nothing()),
+                    repository_id=param(repository_blobs.c.repository_id), digest=param(repository_blobs.c.digest),
+                    created_at=param(repository_blobs.c.created_at, "now")).on_conflict_do_nothing()),
             )
         return self._link
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.database import hot, utcnow
+from dockyard.metadata.database import hot, param, utcnow
 from dockyard.metadata.schema import events
 
 # Actions, as ACR's webhooks name the ones it has.
@@ -19,7 +19,7 @@ REPOSITORY_DELETE = "repository_delete"  # after the delete and tag_delete event
 _RECORD = hot(
     sa.insert(events).values(
         **{
-            name: sa.bindparam(name, type_=events.c[name].type)
+            name: param(events.c[name])
             for name in ("registry_id", "action", "repository", "digest", "tag", "media_type", "size", "actor",
                          "created_at")
         }

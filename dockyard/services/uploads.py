@@ -34,7 +34,7 @@ from dockyard.core.errors import (
     SizeInvalid,
 )
 from dockyard.core.hashstate import resumable
-from dockyard.metadata.database import Database, hot, utcnow
+from dockyard.metadata.database import Database, hot, param, utcnow
 from dockyard.metadata.schema import uploads
 from dockyard.services.blobs import BlobInfo, BlobService
 from dockyard.storage import BlobStore
@@ -49,34 +49,30 @@ MAX_BLOCK = 8 << 20
 INLINE_HASH = 64 << 10
 
 
-def _param(name: str, column: str):
-    return sa.bindparam(name, type_=uploads.c[column].type)
-
-
 # Built once; a request binds its values.
 _GET = hot(
     sa.select(uploads.c.id, uploads.c.registry_id, uploads.c.repository, uploads.c.algorithm, uploads.c.size,
               uploads.c.hash_state)
-    .where(uploads.c.id == _param("upload_id", "id"), uploads.c.registry_id == _param("registry_id", "registry_id"),
-           uploads.c.repository == _param("repository", "repository"), uploads.c.state == _param("state", "state"))
+    .where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.registry_id == param(uploads.c.registry_id),
+           uploads.c.repository == param(uploads.c.repository), uploads.c.state == param(uploads.c.state))
 )
 _INSERT = hot(
     sa.insert(uploads).values(
-        **{name: _param(name, name) for name in ("id", "registry_id", "repository", "algorithm", "size",
+        **{name: param(uploads.c[name]) for name in ("id", "registry_id", "repository", "algorithm", "size",
                                                 "hash_state", "state", "created_at", "updated_at")}
     )
 )
 # A chunk recorded, the upload claimed for completion or given back: only from the state and size read.
 _MOVE = hot(
     sa.update(uploads)
-    .where(uploads.c.id == _param("upload_id", "id"), uploads.c.state == _param("from_state", "state"),
-           uploads.c.size == _param("from_size", "size"))
-    .values(state=_param("to_state", "state"), size=_param("to_size", "size"),
-            hash_state=_param("to_hash", "hash_state"), updated_at=_param("now", "updated_at"))
+    .where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.state == param(uploads.c.state, "from_state"),
+           uploads.c.size == param(uploads.c.size, "from_size"))
+    .values(state=param(uploads.c.state, "to_state"), size=param(uploads.c.size, "to_size"),
+            hash_state=param(uploads.c.hash_state, "to_hash"), updated_at=param(uploads.c.updated_at, "now"))
 )
 _FINISH = hot(
-    sa.delete(uploads).where(uploads.c.id == _param("upload_id", "id"), uploads.c.state == _param("state", "state"),
-                             uploads.c.size == _param("size", "size"))
+    sa.delete(uploads).where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.state == param(uploads.c.state),
+                             uploads.c.size == param(uploads.c.size))
 )
 
 

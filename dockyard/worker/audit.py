@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.database import hot
+from dockyard.metadata.database import hot, param
 from dockyard.metadata.schema import audit_log
 from dockyard.services import events
 
@@ -21,7 +21,7 @@ OPERATIONS = {
 
 _INSERT = hot(
     sa.insert(audit_log).values(**{
-        name: sa.bindparam(name, type_=audit_log.c[name].type)
+        name: param(audit_log.c[name])
         for name in ("event_id", "registry_id", "time", "operation", "repository", "tag", "digest", "media_type",
                      "size", "identity")
     })
