@@ -172,7 +172,7 @@ class Results:
     def limit_lines(self) -> list[str]:
         lines = ["| Limit | Median | Samples |", "|---|---:|---|"]
         for name, info in self.limits.items():
-            samples = ", ".join(f"{v:,.0f}" for v in info["samples"])
+            samples = ", ".join(fmt(v, info["unit"]).rsplit(" ", 1)[0] for v in info["samples"])
             extra = ""
             if "p99_ms" in info:
                 extra = f" (p50 {info['p50_ms']:.2f} ms, p99 {info['p99_ms']:.2f} ms)"
