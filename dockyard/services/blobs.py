@@ -17,6 +17,7 @@ from dockyard.metadata.database import Database, hot, param, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
 from dockyard.services import events, locks, repositories as repos
 from dockyard.storage import BlobStore
+from dockyard.storage.pagecache import read_if_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,12 @@ class BlobService:
         if data is None:
             path = self.store.local_path(info.digest)
             try:
-                if path is not None:  # read and check in one trip to a thread
-                    data = await asyncio.to_thread(lambda: _exactly(path.read_bytes(), info))
+                if path is not None:  # from the page cache here, else read and check in one trip to a thread
+                    cached = read_if_cached(str(path), info.size)
+                    if cached is not None:
+                        data = _exactly(cached, info)
+                    else:
+                        data = await asyncio.to_thread(lambda: _exactly(path.read_bytes(), info))
                 else:
                     data = _exactly(b"".join([c async for c in self.store.read_blob(info.digest, 0, info.size)]), info)
             except (FileNotFoundError, KeyError):
