@@ -3,6 +3,8 @@ ContainerRegistryRepositoryEvents (what ACR sends to Azure Monitor)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,15 +34,22 @@ class AuditLog:
     name = "audit"
 
     async def handle(self, conn: AsyncConnection, event) -> None:
-        await conn.execute(_INSERT, {
-            "event_id": event.id,
-            "registry_id": event.registry_id,
-            "time": event.created_at,
-            "operation": OPERATIONS.get(event.action, event.action),
-            "repository": event.repository,
-            "tag": event.tag,
-            "digest": event.digest,
-            "media_type": event.media_type,
-            "size": event.size,
-            "identity": event.actor,
-        })
+        await conn.execute(_INSERT, _row(event))
+
+    async def handle_all(self, conn: AsyncConnection, batch: Sequence) -> None:
+        await conn.execute(_INSERT, [_row(event) for event in batch])
+
+
+def _row(event) -> dict:
+    return {
+        "event_id": event.id,
+        "registry_id": event.registry_id,
+        "time": event.created_at,
+        "operation": OPERATIONS.get(event.action, event.action),
+        "repository": event.repository,
+        "tag": event.tag,
+        "digest": event.digest,
+        "media_type": event.media_type,
+        "size": event.size,
+        "identity": event.actor,
+    }

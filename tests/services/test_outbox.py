@@ -81,3 +81,51 @@ async def test_a_dead_workers_events_are_claimed_again_after_its_lease(services)
     rows = await audit_rows(services.db)
     assert len({row.event_id for row in rows}) == len(rows)
     assert await unprocessed(services.db) == 0
+
+
+class _Recording(AuditLog):
+    """The audit log, noting how events reach it and failing on the tags in ``poison``."""
+
+    def __init__(self, poison: set[str] = frozenset()) -> None:
+        self.poison = poison
+        self.batches: list[int] = []
+        self.singles = 0
+
+    async def handle(self, conn, event) -> None:
+        self.singles += 1
+        if event.tag in self.poison:
+            raise RuntimeError(f"cannot handle {event.tag}")
+        await super().handle(conn, event)
+
+    async def handle_all(self, conn, batch) -> None:
+        self.batches.append(len(batch))
+        if any(event.tag in self.poison for event in batch):
+            raise RuntimeError("a poisoned batch")
+        await super().handle_all(conn, batch)
+
+
+async def test_a_batch_is_settled_in_one_transaction(services):
+    await record_events(services.db, 12, repository="batched")
+    consumer = _Recording()
+    outbox = Outbox(services.db, [consumer])
+    total = 0
+    while settled := await outbox.run_once(batch=50):
+        total += settled
+    assert total >= 12 and consumer.singles == 0 and consumer.batches and max(consumer.batches) >= 12
+    rows = [row for row in await audit_rows(services.db) if row.repository == "batched"]
+    assert sorted(row.tag for row in rows) == sorted(f"v{i}" for i in range(12))
+    assert await unprocessed(services.db) == 0
+
+
+async def test_one_bad_event_holds_back_no_other(services):
+    while await Outbox(services.db, [AuditLog()]).run_once():
+        pass  # earlier tests' events out of the way
+    await record_events(services.db, 6, repository="poisoned")
+    consumer = _Recording(poison={"v2"})
+    outbox = Outbox(services.db, [consumer], lease=timedelta(seconds=60))
+    assert await outbox.run_once(batch=50) == 5  # the batch failed whole, then each but v2 went through
+    assert consumer.batches == [6] and consumer.singles == 6
+    rows = [row for row in await audit_rows(services.db) if row.repository == "poisoned"]
+    assert sorted(row.tag for row in rows) == ["v0", "v1", "v3", "v4", "v5"]  # once each: the batch was rolled back
+    assert await unprocessed(services.db) == 1  # v2 waits for its lease to run out
+    assert await outbox.run_once(batch=50) == 0  # and is not claimed again before that
