@@ -3,13 +3,14 @@
 A blob appears only by an atomic rename of a fully written, fsynced file, and the
 rename is fsynced (with any directory it needed) before ``commit_upload`` returns.
 
-Chunks of an upload are not fsynced when their writer closes: their bytes are in
-the page cache, which survives a crash of the process but not of the machine, and
-writeback starts as they are written so the fsync at commit is short. What a
-machine crash can leave is caught before a commit: an upload shorter than its
-acknowledged size is refused (``UploadLost``), and one written before the machine
-last booted is reported not intact, so its bytes are re-hashed before they are
-trusted (``upload_intact``).
+Chunks of an upload are not fsynced when their writer closes: their bytes went
+to the device around the page cache (``O_DIRECT``, see ``filewriter``) or into the
+page cache, and either way may be lost if the machine (not just the process)
+crashes; little is left for the fsync at commit to write. What a machine crash can
+leave is caught before a commit: an upload shorter than its acknowledged size is
+refused (``UploadLost``), and one written before the machine last booted is
+reported not intact, so its bytes are re-hashed before they are trusted
+(``upload_intact``).
 
 What waits on the device (fsync, large writes, reads, truncation, unlinking a big
 file) runs in a worker thread. Metadata operations and small writes run inline:
@@ -19,33 +20,16 @@ microseconds on a local disk, less than a thread hop.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from dockyard.storage.base import BlobStore, UploadLost, UploadWriter
+from dockyard.storage.filewriter import FileWriter
 
 READ_CHUNK = 1 << 20
-INLINE_WRITE = 64 << 10  # writes below this go to the page cache from the event loop
 INLINE_UNLINK = 1 << 20  # files below this are unlinked from the event loop
-_IOV_MAX = 512
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load_sync_file_range():
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_sync_file_range = _load_sync_file_range()
 
 
 def _boot_time() -> float:
@@ -76,70 +60,6 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, pieces: Sequence[bytes]) -> None:
-    pending = list(pieces)
-    while pending:
-        batch = pending[:_IOV_MAX]
-        written = os.writev(fd, batch)
-        done = 0
-        for piece in batch:
-            if written < len(piece):
-                break
-            written -= len(piece)
-            done += 1
-        del pending[:done]
-        if written:
-            pending[0] = memoryview(pending[0])[written:]
-
-
-class _FileWriter(UploadWriter):
-    """Writes one at a time; a write in a worker thread holds the lock, so an abort never
-    closes the file (whose number the system may then reuse) under it."""
-
-    def __init__(self, fd: int, offset: int) -> None:
-        self._fd = fd
-        self._offset = offset
-        self._lock = threading.Lock()
-
-    async def write(self, data: bytes) -> None:
-        await self.write_pieces((data,))
-
-    async def write_pieces(self, pieces: Sequence[bytes]) -> None:
-        size = sum(map(len, pieces))
-        if size < INLINE_WRITE:
-            _write_all(self._open_fd(), pieces)
-        else:
-            await asyncio.to_thread(self._write_and_start_writeback, pieces, self._offset, size)
-        self._offset += size
-
-    def _open_fd(self) -> int:
-        if self._fd < 0:
-            raise ValueError("write to a closed upload writer")
-        return self._fd
-
-    def _write_and_start_writeback(self, pieces: Sequence[bytes], offset: int, size: int) -> None:
-        with self._lock:
-            fd = self._open_fd()
-            _write_all(fd, pieces)
-            if _sync_file_range is not None:  # so that the fsync at commit finds little left to write
-                _sync_file_range(fd, offset, size, _SYNC_FILE_RANGE_WRITE)
-
-    def _close(self) -> None:
-        with self._lock:
-            fd, self._fd = self._fd, -1
-            if fd >= 0:
-                os.close(fd)
-
-    async def close(self) -> None:
-        if self._lock.locked():
-            await asyncio.to_thread(self._close)
-        else:
-            self._close()
-
-    async def abort(self) -> None:
-        await self.close()
 
 
 class FilesystemStore(BlobStore):
@@ -199,11 +119,10 @@ class FilesystemStore(BlobStore):
                 os.close(os.open(self._suspect_path(upload_id), os.O_CREAT | os.O_WRONLY, 0o600))
             if stat.st_size > offset:
                 await asyncio.to_thread(os.ftruncate, fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
-        return _FileWriter(fd, offset)
+        return FileWriter(path, fd, offset)
 
     async def read_upload(self, upload_id: str, length: int) -> AsyncIterator[bytes]:
         async for chunk in self._read_file(self._upload_path(upload_id), 0, length):
@@ -269,7 +188,8 @@ class FilesystemStore(BlobStore):
         target = self._blob_path(digest)
 
         def _put() -> None:
-            if os.path.exists(target):
+            if os.path.exists(target):  # kept; its name made durable, as a commit of it would
+                _fsync_dir(os.path.dirname(target))
                 return
             self._ensure_dir(os.path.dirname(target))
             temp = f"{self._uploads}/.put-{uuid.uuid4().hex}"

@@ -150,6 +150,23 @@ async def test_streamed_patch_without_content_range(client):
     await assert_blob(client, "push/streamed", sha256(data), data)
 
 
+async def test_empty_patches_change_nothing_and_never_hang(client):
+    """aiohttp hands every empty body the same reader, which keeps answering once read: each
+    empty PATCH (here several, then an empty final PUT) must still end."""
+    data = b"after empty patches"
+    location = await start_upload(client, "push/empty-patches")
+    for _ in range(3):
+        response = await asyncio.wait_for(client.patch(path_of(location), headers={"Content-Length": "0"}), 10)
+        assert response.status == 202, await response.text()
+        location = response.headers["Location"]
+    response = await client.patch(path_of(location), data=data, headers={"Content-Type": "application/octet-stream"})
+    assert response.headers["Range"] == f"0-{len(data) - 1}"
+    put = await asyncio.wait_for(client.put(with_query(response.headers["Location"], digest=sha256(data)),
+                                            headers={"Content-Length": "0"}), 10)
+    assert_blob_created(put, "push/empty-patches", sha256(data))
+    await assert_blob(client, "push/empty-patches", sha256(data), data)
+
+
 async def test_upload_status_is_204_with_range_and_location(client):
     location = await start_upload(client, "push/status")
     response = await patch(client, location, b"x" * 10, 0)
