@@ -10,6 +10,7 @@ import signal
 import ssl
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -105,7 +106,7 @@ async def open_services(settings: Settings, *, owner: bool = True,
         store=store,
         registries=registries,
         blobs=blobs,
-        uploads=UploadService(db, store, blobs),
+        uploads=UploadService(db, store, blobs, timedelta(hours=settings.upload_expiry_hours)),
         manifests=ManifestService(db, settings.max_manifest_bytes),
         listings=ListingService(db, settings.max_page_size),
         attributes=AttributeService(db, store, ManifestService(db, settings.max_manifest_bytes), settings.max_page_size),

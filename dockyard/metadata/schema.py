@@ -188,6 +188,9 @@ uploads = sa.Table(
     sa.Column("hash_state", sa.LargeBinary),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # `open` and `completing` uploads are expired by `updated_at`; the tombstones of ids used up,
+    # cancelled or expired (`done`, `cancelled`, `expired`) are forgotten by `created_at`.
+    sa.Index(None, "state", "created_at"),
 )
 
 # The outbox: every change of content, written in the same transaction as the change.

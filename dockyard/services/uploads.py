@@ -11,6 +11,12 @@ its machine, the hash is rebuilt by reading back what was stored.
 A chunk's bytes need not be durable when it is acknowledged: the store makes the
 whole upload durable when it commits the blob, after checking that it still
 holds every acknowledged byte. A committed blob is durable before its 201.
+
+Starting an upload writes nothing: its id carries its own signed state (upload_ids.py).
+A row is written when its first chunk comes (PATCH); an id completed by its first PUT
+is stored like a monolithic upload, and one transaction links the blob and leaves the
+id's tombstone. Completed, cancelled and expired uploads stay as tombstones, unique
+on the id, until the id itself would be refused, so none can be used twice.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -34,64 +41,36 @@ from dockyard.core.errors import (
     SizeInvalid,
 )
 from dockyard.core.hashstate import resumable
-from dockyard.metadata.database import Database, hot, param, utcnow
-from dockyard.metadata.schema import uploads
+from dockyard.metadata.database import Database, utcnow
+from dockyard.services import upload_rows as rows
 from dockyard.services.blobs import BlobInfo, BlobService
+from dockyard.services.installation import installation_value
+from dockyard.services.streaming import stream_body
+from dockyard.services.upload_ids import LENGTH as SIGNED_LENGTH, UPLOAD_ID_KEY, UploadIds, new_key
+from dockyard.services.upload_rows import CANCELLED, COMPLETING, DONE, OPEN, Upload
 from dockyard.storage import BlobStore
 from dockyard.storage.base import UploadLost
 
-# Bytes gathered before a write-and-hash step in worker threads: enough that the thread
-# hand-offs cost little, few enough that the last step, which the answer waits for, is
-# short. While a step runs the next one gathers up to MAX_BLOCK (memory stays flat).
-BLOCK = 2 << 20
-MAX_BLOCK = 8 << 20
-# Below this a block is hashed inline: cheaper than a thread hop.
-INLINE_HASH = 64 << 10
-
-
-# Built once; a request binds its values.
-_GET = hot(
-    sa.select(uploads.c.id, uploads.c.registry_id, uploads.c.repository, uploads.c.algorithm, uploads.c.size,
-              uploads.c.hash_state)
-    .where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.registry_id == param(uploads.c.registry_id),
-           uploads.c.repository == param(uploads.c.repository), uploads.c.state == param(uploads.c.state))
-)
-_INSERT = hot(
-    sa.insert(uploads).values(
-        **{name: param(uploads.c[name]) for name in ("id", "registry_id", "repository", "algorithm", "size",
-                                                "hash_state", "state", "created_at", "updated_at")}
-    )
-)
-# A chunk recorded, the upload claimed for completion or given back: only from the state and size read.
-_MOVE = hot(
-    sa.update(uploads)
-    .where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.state == param(uploads.c.state, "from_state"),
-           uploads.c.size == param(uploads.c.size, "from_size"))
-    .values(state=param(uploads.c.state, "to_state"), size=param(uploads.c.size, "to_size"),
-            hash_state=param(uploads.c.hash_state, "to_hash"), updated_at=param(uploads.c.updated_at, "now"))
-)
-_FINISH = hot(
-    sa.delete(uploads).where(uploads.c.id == param(uploads.c.id, "upload_id"), uploads.c.state == param(uploads.c.state),
-                             uploads.c.size == param(uploads.c.size))
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    id: str
-    registry_id: int
-    repository: str
-    algorithm: str
-    size: int
-    hash_state: bytes | None = None
+DEFAULT_EXPIRY = timedelta(hours=24)  # config.py's upload_expiry_hours
+# A whole blob up to this size (its Content-Length) is read into memory, hashed here and stored
+# by one call of the store (put_blob): no partial upload to create, write, commit and remove.
+SMALL_BLOB = 64 << 10
 
 
 class UploadService:
-    def __init__(self, db: Database, store: BlobStore, blobs: BlobService) -> None:
+    def __init__(self, db: Database, store: BlobStore, blobs: BlobService, expiry: timedelta = DEFAULT_EXPIRY) -> None:
         self.db = db
         self.store = store
         self.blobs = blobs
+        self.expiry = expiry  # an id not used within this long is refused; its tombstone is kept as long
+        self._ids: UploadIds | None = None
+        self._insert = rows.insert(db)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def _upload_ids(self) -> UploadIds:
+        if self._ids is None:
+            self._ids = UploadIds(await installation_value(self.db, UPLOAD_ID_KEY, new_key))
+        return self._ids
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -100,30 +79,52 @@ class UploadService:
         return lock
 
     async def start(self, registry_id: int, repository: str, algorithm: str = "sha256") -> Upload:
+        """A new upload: an id that carries its own signed state. Nothing is written until it is used."""
         check_algorithm(algorithm)
-        initial = resumable(algorithm)
-        upload = Upload(uuid.uuid4().hex, registry_id, repository, algorithm, 0, initial and initial.state())
-        await self.store.create_upload(upload.id)
-        now = utcnow()
-        values = {"id": upload.id, "registry_id": registry_id, "repository": repository, "algorithm": algorithm,
-                  "size": 0, "hash_state": upload.hash_state, "state": "open", "created_at": now, "updated_at": now}
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(_INSERT, values)
-        except sa.exc.IntegrityError as error:  # the registry was deleted meanwhile (on another node)
-            await self.store.delete_upload(upload.id)
-            raise NameUnknown(f"repository {repository!r} is not known to the registry") from error
-        return upload
+        upload_id, issued = (await self._upload_ids()).issue(registry_id, repository, algorithm, utcnow())
+        return Upload(upload_id, registry_id, repository, algorithm, 0, issued_at=issued.at, fresh=True)
 
     async def get(self, registry_id: int, repository: str, upload_id: str) -> Upload:
+        """The open upload ``upload_id`` of this repository: from its row, or fresh (nothing written yet)
+        if its id is one issued here for this repository, not expired, and never used."""
         unknown = BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known", detail={"uuid": upload_id[:80]})
         if len(upload_id) > 64:
             raise unknown
-        params = {"upload_id": upload_id, "registry_id": registry_id, "repository": repository, "state": "open"}
-        row = await self.db.fetch_one(_GET, params)
+        issued = None
+        if len(upload_id) == SIGNED_LENGTH:
+            issued = (await self._upload_ids()).open(upload_id, registry_id, repository)
+            if issued is None:  # forged, damaged, or issued for another repository or registry
+                raise unknown
+        # Else an id issued before ids were signed: known by its row alone.
+        params = {"upload_id": upload_id, "registry_id": registry_id, "repository": repository}
+        row = await self.db.fetch_one(rows.GET, params)
         if row is None:
+            if issued is None or issued.at < utcnow() - self.expiry:
+                raise unknown
+            return Upload(upload_id, registry_id, repository, issued.algorithm, 0, issued_at=issued.at, fresh=True)
+        if row.state != OPEN:
             raise unknown
-        return Upload(row.id, row.registry_id, row.repository, row.algorithm, row.size, row.hash_state)
+        return Upload(row.id, row.registry_id, row.repository, row.algorithm, row.size, row.hash_state,
+                      issued.at if issued else None)
+
+    async def _open(self, upload: Upload) -> Upload:
+        """Write a fresh upload's row (its first chunk comes) and create its stored bytes."""
+        initial = resumable(upload.algorithm)
+        opened = replace(upload, hash_state=initial and initial.state(), fresh=False)
+        try:
+            async with self.db.write() as conn:
+                inserted = await conn.execute(self._insert, rows.row(opened, OPEN, 0, opened.hash_state))
+        except sa.exc.IntegrityError as error:  # the registry was deleted meanwhile (on another node)
+            raise NameUnknown(f"repository {upload.repository!r} is not known to the registry") from error
+        if inserted.rowcount != 1:
+            raise BlobUploadUnknown("the upload was changed, completed or cancelled by another request")
+        try:
+            await self.store.create_upload(upload.id)
+        except BaseException:
+            with suppress(Exception):  # nothing was stored: the id is as fresh as before
+                await rows.forget_unused(self.db, upload.id)
+            raise
+        return opened
 
     async def append(
         self, upload: Upload, body: AsyncIterator[bytes], start: int | None = None, length: int | None = None
@@ -131,10 +132,12 @@ class UploadService:
         async with self._lock(upload.id):
             upload = await self.get(upload.registry_id, upload.repository, upload.id)
             _check_start(upload, start)
+            if upload.fresh:
+                upload = await self._open(upload)
             hasher = await self._hasher(upload)
             size = upload.size + await self._receive(upload.id, upload.size, body, hasher, length)
             chunked = replace(upload, size=size, hash_state=_state_of(hasher))
-            await self._move(upload, "open", chunked)
+            await self._move(upload, OPEN, chunked)
             return chunked
 
     async def _move(self, upload: Upload, state: str, to: Upload, to_state: str | None = None) -> None:
@@ -142,7 +145,7 @@ class UploadService:
         params = {"upload_id": upload.id, "from_state": state, "from_size": upload.size, "to_size": to.size,
                   "to_state": to_state or state, "to_hash": to.hash_state, "now": utcnow()}
         async with self.db.write() as conn:
-            result = await conn.execute(_MOVE, params)
+            result = await conn.execute(rows.MOVE, params)
         if result.rowcount != 1:
             raise BlobUploadUnknown("the upload was changed, completed or cancelled by another request")
 
@@ -174,13 +177,22 @@ class UploadService:
         start: int | None = None,
         length: int | None = None,
     ) -> BlobInfo:
+        """Complete ``upload`` (as ``get``, ``start`` or ``append`` last gave it) with the rest of its
+        bytes in ``body``, as the blob ``digest``; the upload's id is used up."""
         async with self._lock(upload.id):
-            upload = await self.get(upload.registry_id, upload.repository, upload.id)
+            if not upload.fresh:  # a fresh one needs no second look: its tombstone is unique on the id
+                upload = await self.get(upload.registry_id, upload.repository, upload.id)
             if body is not None:
                 _check_start(upload, start)
+            if upload.fresh:  # the whole blob in this PUT: stored as a monolithic upload is
+                if body is None:
+                    body, length = _nothing(), 0
+                size = await self._store_whole(digest, body, length)
+                await self._finish(upload, None, digest, size)
+                return BlobInfo(str(digest), size)
             # Claimed (open -> completing) so that no other request, on any node, changes or
             # completes it meanwhile; given back if this one fails.
-            await self._move(upload, "open", upload, "completing")
+            await self._move(upload, OPEN, upload, COMPLETING)
             claimed, hasher = upload, None
             try:
                 if body is not None:
@@ -192,19 +204,22 @@ class UploadService:
                     await self.store.commit_upload(upload.id, str(digest), upload.size)
             except BaseException:
                 with suppress(BlobUploadUnknown):  # expired meanwhile: the first error says more
-                    await self._move(claimed, "completing", upload, "open")
+                    await self._move(claimed, COMPLETING, upload, OPEN)
                 raise
-            await self._finish(claimed, "completing", digest, upload.size)
+            await self._finish(claimed, COMPLETING, digest, upload.size)
             return BlobInfo(str(digest), upload.size)
 
-    async def _finish(self, upload: Upload, state: str, digest: Digest, size: int) -> None:
-        """In one transaction: end the upload (if it still is as ``upload`` in ``state``) and link
-        its blob of ``size`` bytes."""
+    async def _finish(self, upload: Upload, state: str | None, digest: Digest, size: int) -> None:
+        """In one transaction: link the blob of ``size`` bytes and end the upload, its row left as
+        the id's tombstone: from ``state``, or for a fresh id (``None``) a new row, unique on the id."""
         async with self.db.write() as conn:
-            ended = await conn.execute(_FINISH, {"upload_id": upload.id, "state": state, "size": upload.size})
-            if ended.rowcount != 1:
-                raise BlobUploadUnknown("the upload was completed or cancelled by another request")
             await self.blobs.link(conn, upload.registry_id, upload.repository, str(digest), size)
+            if state is None:
+                ended = await conn.execute(self._insert, rows.row(upload, DONE, size))
+            else:
+                ended = await conn.execute(rows.END, rows.end(upload.id, state, DONE))
+            if ended.rowcount != 1:  # rolls the link back
+                raise BlobUploadUnknown("the upload was completed or cancelled by another request")
 
     async def _verify(self, upload: Upload, digest: Digest, hasher=None) -> None:
         """Check the upload's bytes against ``digest``: by their running hash, or by reading them back
@@ -219,18 +234,33 @@ class UploadService:
     async def _receive(self, upload_id: str, offset: int, body: AsyncIterator[bytes], hasher, length: int | None) -> int:
         with _stored_bytes():
             writer = await self.store.open_upload(upload_id, offset)
-        return await _stream(body, writer, hasher, length)
+        return await stream_body(body, writer, hasher, length)  # written and hashed as it comes
 
     async def put_whole(
         self, registry_id: int, repository: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None
     ) -> BlobInfo:
         """A monolithic upload (``POST ?digest=``): the body is the whole blob.
 
-        It can't be resumed, so it needs no upload row: the bytes go to a partial upload
-        in the store, are checked against the digest and committed, and one transaction
-        links the blob. A failure leaves nothing behind but the partial upload, removed here.
+        It can't be resumed, so it needs no upload row: the bytes are stored (``_store_whole``)
+        and one transaction links the blob. A failure leaves nothing behind.
         """
+        size = await self._store_whole(digest, body, length)
+        async with self.db.write() as conn:
+            await self.blobs.link(conn, registry_id, repository, str(digest), size)
+        return BlobInfo(str(digest), size)
+
+    async def _store_whole(self, digest: Digest, body: AsyncIterator[bytes], length: int | None) -> int:
+        """Store a whole blob under ``digest``, checked: a small one at once, a bigger one through a
+        partial upload of its own in the store (removed if anything fails); its size."""
         check_algorithm(digest.algorithm)
+        if length is not None and length <= SMALL_BLOB:
+            data = await _read_whole(body, length)
+            hasher = new_hasher(digest.algorithm)
+            hasher.update(data)
+            if hasher.hexdigest() != digest.hex:
+                raise _mismatch(digest)
+            await self.store.put_blob(str(digest), data)
+            return length
         upload_id = uuid.uuid4().hex
         await self.store.create_upload(upload_id)
         try:
@@ -242,31 +272,30 @@ class UploadService:
         except BaseException:
             await self.store.delete_upload(upload_id)
             raise
-        async with self.db.write() as conn:
-            await self.blobs.link(conn, registry_id, repository, str(digest), size)
-        return BlobInfo(str(digest), size)
+        return size
 
     async def cancel(self, upload: Upload) -> None:
+        """End an upload, its row left as the id's tombstone; its stored bytes removed."""
         async with self._lock(upload.id):
             async with self.db.write() as conn:
-                result = await conn.execute(
-                    sa.delete(uploads).where(uploads.c.id == upload.id, uploads.c.state == "open")
-                )
+                result = await conn.execute(rows.END, rows.end(upload.id, OPEN, CANCELLED))
+                stored = result.rowcount == 1
+                if not stored and upload.fresh:  # nothing written of it (unless another request did meanwhile)
+                    result = await conn.execute(self._insert, rows.row(upload, CANCELLED))
             if result.rowcount != 1:
                 raise BlobUploadUnknown("the upload was completed or cancelled by another request")
-            await self.store.delete_upload(upload.id)
+            if stored:
+                await self.store.delete_upload(upload.id)
 
-    async def expire(self, older_than) -> int:
-        """Drop uploads untouched since ``older_than`` (clients that went away)."""
-        async with self.db.write() as conn:
-            rows = (
-                await conn.execute(
-                    sa.delete(uploads).where(uploads.c.updated_at < older_than).returning(uploads.c.id)
-                )
-            ).all()
-        for row in rows:
-            await self.store.delete_upload(row.id)
-        return len(rows)
+    async def expire(self, older_than: datetime) -> int:
+        """Expire uploads untouched since ``older_than`` (clients that went away): their stored bytes
+        are removed, their rows kept as tombstones while their ids would be accepted. Tombstones of
+        ids that would be refused are forgotten. The number of uploads expired."""
+        expired = await rows.expire(self.db, older_than, self.expiry)
+        for upload_id in expired:
+            with suppress(KeyError):
+                await self.store.delete_upload(upload_id)
+        return len(expired)
 
 
 def _check_start(upload: Upload, start: int | None) -> None:
@@ -275,6 +304,26 @@ def _check_start(upload: Upload, start: int | None) -> None:
             f"chunk starts at {start} but the upload holds {upload.size} bytes",
             detail={"range": f"0-{upload.size - 1}" if upload.size else "0-0"},
         )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield
+
+
+async def _read_whole(body: AsyncIterator[bytes], length: int) -> bytes:
+    """A body of ``length`` bytes (its Content-Length), checked to be that long."""
+    if length == 0:  # nothing more can come (and aiohttp's empty body is not always iterable)
+        return b""
+    pieces, size = [], 0
+    async for piece in body:
+        size += len(piece)
+        if size > length:
+            raise SizeInvalid("the body is longer than Content-Length")
+        pieces.append(piece)
+    if size != length:
+        raise SizeInvalid(f"received {size} bytes but Content-Length said {length}")
+    return b"".join(pieces)
 
 
 def _mismatch(digest: Digest) -> DigestInvalid:
@@ -297,57 +346,3 @@ def _stored_bytes():
         ) from None
     except KeyError:
         raise BlobUploadUnknown("the upload's stored bytes are gone") from None
-
-
-def _update(hasher, pieces: Sequence[bytes]) -> None:
-    for piece in pieces:
-        hasher.update(piece)
-
-
-async def _stream(body: AsyncIterator[bytes], writer, hasher, length: int | None) -> int:
-    """Write and hash a body; the bytes written (stored, not yet durable) once this returns.
-
-    The pieces received are handed, not joined, to one step at a time that writes and hashes
-    them in worker threads while the next pieces arrive: as soon as ``BLOCK`` bytes are in and
-    the previous step is done, or once ``MAX_BLOCK`` bytes wait for it. So the hash sees the
-    bytes in order, memory stays flat, and little is left to do when the body ends.
-    """
-    written = size = 0
-    pending: list[bytes] = []
-    step = None
-    try:
-        async for piece in body:
-            if not piece:
-                continue
-            written += len(piece)
-            if length is not None and written > length:
-                raise SizeInvalid("the body is longer than Content-Length")
-            pending.append(piece)
-            size += len(piece)
-            if size >= BLOCK and (step is None or step.done() or size >= MAX_BLOCK):
-                if step is not None:
-                    await step
-                step = _step(writer, hasher, pending, size)
-                pending, size = [], 0
-        if step is not None:
-            await step
-            step = None
-        if pending:
-            await _step(writer, hasher, pending, size)
-        if length is not None and written != length:
-            raise SizeInvalid(f"received {written} bytes but Content-Length said {length}")
-        await writer.close()
-    except BaseException:
-        if step is not None:
-            step.cancel()  # the writer closes its file only once a write under way has ended
-        await writer.abort()
-        raise
-    return written
-
-
-def _step(writer, hasher, pieces: list[bytes], size: int) -> Awaitable:
-    """Write and hash ``pieces``: in worker threads (a future), or here if they are few bytes."""
-    if size < INLINE_HASH:
-        _update(hasher, pieces)
-        return writer.write_pieces(pieces)
-    return asyncio.gather(writer.write_pieces(pieces), asyncio.to_thread(_update, hasher, pieces))
