@@ -21,6 +21,15 @@ from dockyard.http.context import actor_of, registry_of, repository_of, services
 from dockyard.http.identity import require
 
 CACHE_CONTROL = "max-age=31536000"
+SEGMENT = 32 << 20  # bytes of a big blob sent by one sendfile, the next ones read ahead meanwhile
+
+
+def _read_ahead(fd: int, offset: int, length: int) -> None:
+    """Start reading a file's range into the page cache (it returns once the reads are queued)."""
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    except (AttributeError, OSError):  # not on this system or file system: plain reads then
+        pass
 
 
 class _SendfileResponse(web.StreamResponse):
@@ -39,13 +48,27 @@ class _SendfileResponse(web.StreamResponse):
                 raise ConnectionResetError("connection lost")
             loop = asyncio.get_running_loop()
             try:
-                await loop.sendfile(transport, self._handle, self._offset, self._count)
+                await self._sendfile(loop, transport)
             except NotImplementedError:  # a transport without sendfile (TLS): copy in chunks
                 await self._copy(writer)
             await super().write_eof()
             return writer
         finally:
             self._handle.close()
+
+    async def _sendfile(self, loop, transport) -> None:
+        """In segments, asking the kernel to read the next one from the device while this one is
+        sent: a blob not in the page cache (written around it, or evicted) would otherwise be read
+        a little at a time, each wait on the device holding up the event loop."""
+        fd, offset, end = self._handle.fileno(), self._offset, self._offset + self._count
+        if self._count > SEGMENT:
+            _read_ahead(fd, offset, SEGMENT)
+        while offset < end:
+            count = min(SEGMENT, end - offset)
+            if offset + count < end:
+                _read_ahead(fd, offset + count, SEGMENT)
+            await loop.sendfile(transport, self._handle, offset, count)
+            offset += count
 
     async def _copy(self, writer) -> None:
         remaining, offset = self._count, self._offset

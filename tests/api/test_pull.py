@@ -289,3 +289,26 @@ async def test_base_endpoint(client):
     response = await client.get("/v2/")
     assert response.status == 200
     assert_api_version(response)
+
+
+async def test_a_big_blob_is_sent_in_segments_each_read_ahead(client, push, monkeypatch):
+    """Blobs beyond the in-memory size leave by sendfile, one segment at a time, the kernel asked to
+    read the next segment while one is sent: every byte arrives, in order, whole or in a range."""
+    from dockyard.http import blobs as blob_handlers
+
+    data = bytes(range(251)) * 1000  # 251,000 bytes: past the small-blob cache, a period no segment shares
+    digest = (await push.blob("pull/segments", data))["digest"]
+    segment = 48 << 10
+    monkeypatch.setattr(blob_handlers, "SEGMENT", segment)
+    hinted = []
+    real = blob_handlers._read_ahead
+    monkeypatch.setattr(blob_handlers, "_read_ahead", lambda fd, offset, length: (hinted.append(offset), real(fd, offset, length)))
+    response = await client.get(f"/v2/pull/segments/blobs/{digest}")
+    assert response.status == 200
+    assert await response.read() == data
+    assert hinted == list(range(0, len(data), segment))  # the first segment, then each next one ahead
+    hinted.clear()
+    response = await client.get(f"/v2/pull/segments/blobs/{digest}", headers={"Range": "bytes=50000-200000"})
+    assert response.status == 206
+    assert await response.read() == data[50000:200001]
+    assert hinted == [50000, 50000 + segment, 50000 + 2 * segment, 50000 + 3 * segment]
