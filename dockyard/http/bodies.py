@@ -19,6 +19,7 @@ _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d+|\*)
 # 256 KiB by default) and buffered before reading pauses (aiohttp's default pauses past 128 KiB,
 # i.e. after every read). Fewer, larger pieces cost the event loop less per byte.
 READ_SIZE = 1 << 20
+_DEFAULT_READ = 256 << 10  # the selector transport's own read size, set back after a body
 
 
 async def stream(request: web.Request) -> AsyncIterator[bytes]:
@@ -41,8 +42,6 @@ async def stream(request: web.Request) -> AsyncIterator[bytes]:
         if transport is not None:
             transport.max_size = _DEFAULT_READ
 
-
-_DEFAULT_READ = 256 << 10
 
 
 def _larger_reads(transport):

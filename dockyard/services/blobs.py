@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from dockyard.metadata.database import Database, hot, param, utcnow
 from dockyard.metadata.schema import blobs, repositories, repository_blobs
 from dockyard.services import events, locks, repositories as repos
 from dockyard.storage import BlobStore
-from dockyard.storage.pagecache import read_if_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +93,8 @@ class BlobService:
             return None
         data = self._small.get(info.digest)
         if data is None:
-            path = self.store.local_path(info.digest)
             try:
-                if path is not None:  # from the page cache here, else read and check in one trip to a thread
-                    cached = read_if_cached(str(path), info.size)
-                    if cached is not None:
-                        data = _exactly(cached, info)
-                    else:
-                        data = await asyncio.to_thread(lambda: _exactly(path.read_bytes(), info))
-                else:
-                    data = _exactly(b"".join([c async for c in self.store.read_blob(info.digest, 0, info.size)]), info)
+                data = _exactly(await self.store.read_small(info.digest, info.size), info)
             except (FileNotFoundError, KeyError):
                 raise BlobUnknown(f"blob {info.digest} is missing from storage") from None
             if data is None:

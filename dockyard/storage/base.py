@@ -82,6 +82,11 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def delete_blob(self, digest: str) -> None: ...
 
+    async def read_small(self, digest: str, length: int) -> bytes:
+        """A small blob's first ``length`` bytes in one piece (fewer if it holds fewer); KeyError
+        if the store doesn't hold it."""
+        return b"".join([piece async for piece in self.read_blob(digest, 0, length)])
+
     async def blob_url(self, digest: str, *, expires_in: int) -> str | None:
         """A URL from which a client can GET the blob itself for ``expires_in`` seconds.
 

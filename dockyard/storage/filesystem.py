@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dockyard.storage.base import BlobStore, UploadLost, UploadWriter
 from dockyard.storage.filewriter import FileWriter
+from dockyard.storage.pagecache import read_if_cached
 
 READ_CHUNK = 1 << 20
 INLINE_UNLINK = 1 << 20  # files below this are unlinked from the event loop
@@ -52,6 +53,11 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _read_at_most(path: str, size: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(size)
 
 
 def _fsync_dir(path: str) -> None:
@@ -211,6 +217,17 @@ class FilesystemStore(BlobStore):
     async def read_blob(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         async for chunk in self._read_file(self._blob_path(digest), offset, length):
             yield chunk
+
+    async def read_small(self, digest: str, length: int) -> bytes:
+        """From the page cache on the loop where it holds the bytes, else in a worker thread."""
+        path = self._blob_path(digest)
+        try:
+            cached = read_if_cached(path, length)
+            if cached is not None:
+                return cached
+            return await asyncio.to_thread(_read_at_most, path, length)
+        except FileNotFoundError:
+            raise KeyError(digest) from None
 
     async def delete_blob(self, digest: str) -> None:
         await asyncio.to_thread(_unlink, self._blob_path(digest))

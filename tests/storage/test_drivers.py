@@ -331,3 +331,13 @@ async def test_closed_chunks_are_intact_and_a_lost_tail_is_noticed(store, open_a
         with pytest.raises(UploadLost):
             await store.commit_upload("u13", digest_of(b"abc" + b"def" * 30_000), 90_003)
         assert await store.blob_size(digest_of(b"abc" + b"def" * 30_000)) is None
+
+
+async def test_a_small_blob_is_read_in_one_piece(store):
+    data = bytes(range(256)) * 16 + b"tail"
+    digest = digest_of(data)
+    await store.put_blob(digest, data)
+    assert await store.read_small(digest, len(data)) == data
+    assert await store.read_small(digest, 100) == data[:100]
+    with pytest.raises(KeyError):
+        await store.read_small(digest_of(b"absent"), 4)
