@@ -9,7 +9,7 @@ from aiohttp import web
 from dockyard.core.errors import NameUnknown, RegistryError, Unavailable, Unsupported
 from dockyard.auth import network
 from dockyard.http import directory, oidc, acr, blobs, health, listings, manifests, oauth, proxies, uploads
-from dockyard.http import arm
+from dockyard.http import arm, direct
 from dockyard.http.context import REGISTRY, SERVICES, services_of
 from dockyard.http.errors import NotFound, internal_error, render
 from dockyard.http.identity import BasicChallenge, Challenge, ScopeChallenge, require_signed_in
@@ -75,8 +75,10 @@ async def _route_registry(request: web.Request, path: str) -> None:
     request[REGISTRY] = registry or await registries.default()
 
 
-async def _api_version_header(request: web.Request, response: web.StreamResponse) -> None:
+async def _prepare_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer: the API version header; and a connection whose body was read from its socket is closed."""
     response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+    direct.close_if_taken(request, response)
 
 
 def create_app(services) -> web.Application:
@@ -86,7 +88,7 @@ def create_app(services) -> web.Application:
         middlewares.insert(0, proxies.middleware(trusted))
     app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[SERVICES] = services
-    app.on_response_prepare.append(_api_version_header)
+    app.on_response_prepare.append(_prepare_answer)
     r = app.router
     r.add_get("/v2/", api_version)
     r.add_get("/v2", api_version)

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from dockyard.core.errors import BlobUploadInvalid, RangeNotSatisfiable, SizeInvalid
+from dockyard.http import direct
 
 _BROKEN = (aiohttp.ClientPayloadError, ConnectionError, asyncio.IncompleteReadError, aiohttp.http_exceptions.HttpProcessingError)
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d+|\*))?$")
@@ -23,7 +24,16 @@ _DEFAULT_READ = 256 << 10  # the selector transport's own read size, set back af
 
 
 async def stream(request: web.Request) -> AsyncIterator[bytes]:
-    """The body's pieces as they arrive, as aiohttp received them (never joined: no copy)."""
+    """The body's pieces as they arrive, as aiohttp received them (never joined: no copy), or, for
+    a big body with a declared length, read from the socket by a thread (``direct``)."""
+    rest = direct.rest_to_take(request, content_length(request))
+    if rest:
+        try:
+            async for piece in direct.take(request, rest):
+                yield piece
+        except OSError:  # the connection broke or went silent (TimeoutError is an OSError)
+            raise BlobUploadInvalid("the request body ended before it was complete") from None
+        return
     content = request.content
     content.set_read_chunk_size(READ_SIZE)
     transport = _larger_reads(request.transport)

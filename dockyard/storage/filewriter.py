@@ -88,9 +88,12 @@ class _Buffer:
 
     def copy_in(self, at: int, piece, start: int, length: int) -> None:
         """Copy ``piece[start:start + length]`` to ``at``."""
-        if type(piece) is bytes:  # ctypes' memmove releases the GIL: the event loop runs meanwhile
+        kind = type(piece)
+        if kind is bytes:  # ctypes' memmove releases the GIL: the event loop runs meanwhile
             source = ctypes.cast(ctypes.c_char_p(piece), ctypes.c_void_p).value
             ctypes.memmove(self.address + at, source + start, length)
+        elif kind is bytearray and len(piece):  # the pieces a body read from its socket comes in
+            ctypes.memmove(self.address + at, ctypes.addressof(ctypes.c_char.from_buffer(piece)) + start, length)
         else:
             self.view[at : at + length] = memoryview(piece).cast("B")[start : start + length]
 

@@ -22,13 +22,15 @@ def _data(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def _pieces(data: bytes, seed: int) -> list[bytes]:
-    """``data`` cut at random places, as a network hands a body over."""
+def _pieces(data: bytes, seed: int) -> list[bytes | bytearray]:
+    """``data`` cut at random places, as a network hands a body over: bytes from aiohttp's parser,
+    bytearrays from a body read straight from its socket (``http.direct``), mixed."""
     rng = random.Random(seed)
     pieces, start = [], 0
     while start < len(data):
         size = rng.choice((1, 7, ALIGN - 1, ALIGN + 1, 100_000, 1 << 20, 3 << 20))
-        pieces.append(data[start : start + size])
+        piece = data[start : start + size]
+        pieces.append(bytearray(piece) if rng.random() < 0.5 else piece)
         start += size
     return pieces
 
