@@ -1,8 +1,8 @@
 """The registry client the benchmark drives both servers with: aiohttp, as docker talks.
 
-Two kinds of request bypass aiohttp, because its per-request cost would be what they measure: the big pulls'
-bodies (bench/rawget.py) and every timed listing (tags/list, _catalog: ``list_page`` and ``walk`` over a
-bench/http1.py keep-alive connection from ``warm_connection``).
+Three kinds of request bypass aiohttp, because its cost would be what they measure: the big pulls' bodies
+(bench/rawget.py), the big pushes' bodies (bench/rawput.py) and every timed listing (tags/list, _catalog:
+``list_page`` and ``walk`` over a bench/http1.py keep-alive connection from ``warm_connection``).
 
 Every operation checks its answer (status, digest headers, sizes, bodies), so a fast wrong
 answer fails the run instead of winning it.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bench import http1, rawget
+from bench import http1, rawget, rawput
 from bench.servers import Server
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -158,18 +158,24 @@ async def start_upload(s, t: Target, h, repo: str) -> str:
     return t.absolute(location)
 
 
-async def push_monolithic(s, t: Target, h, repo: str, data: bytes, digest: str) -> None:
-    """POST to open an upload, then one PUT ?digest= carrying the whole blob."""
+async def push_monolithic(s, t: Target, h, repo: str, data: bytes, digest: str, raw: bool = False) -> None:
+    """POST to open an upload, then one PUT ?digest= carrying the whole blob. ``raw``: the PUT through
+    bench/rawput.py's bare request instead of the session, for the big pushes."""
     location = await start_upload(s, t, h, repo)
     headers = {**h, "Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
-    async with s.put(_with_digest(location, digest), data=_body(data), headers=headers) as r:
-        body = await r.read()
-        expect(r.status == 201, f"{t.name}: monolithic PUT of {digest} answered {r.status}: {body[:200]!r}")
-        expect(r.headers.get("Docker-Content-Digest") == digest, f"{t.name}: PUT answered digest {r.headers.get('Docker-Content-Digest')}")
+    what = f"{t.name}: monolithic PUT of {digest}"
+    if raw:
+        status, fields, body = await rawput.send("PUT", _with_digest(location, digest), headers, data, what)
+    else:
+        async with s.put(_with_digest(location, digest), data=_body(data), headers=headers) as r:
+            status, fields, body = r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
+    expect(status == 201, f"{what} answered {status}: {body[:200]!r}")
+    expect(fields.get("docker-content-digest") == digest, f"{what}: answered digest {fields.get('docker-content-digest')}")
 
 
-async def push_chunked(s, t: Target, h, repo: str, data: bytes, digest: str, chunk: int) -> int:
-    """POST, one PATCH per chunk with Content-Range, then PUT ?digest= with no body. Returns the PATCH count."""
+async def push_chunked(s, t: Target, h, repo: str, data: bytes, digest: str, chunk: int, raw: bool = False) -> int:
+    """POST, one PATCH per chunk with Content-Range, then PUT ?digest= with no body. Returns the PATCH count.
+    ``raw``: the PATCHes through bench/rawput.py's bare request (one connection each) instead of the session."""
     location = await start_upload(s, t, h, repo)
     view = memoryview(data)
     patches = 0
@@ -182,11 +188,15 @@ async def push_chunked(s, t: Target, h, repo: str, data: bytes, digest: str, chu
             "Content-Range": f"{start}-{end}",
             "Content-Length": str(len(part)),
         }
-        async with s.patch(location, data=_body(part), headers=headers) as r:
-            body = await r.read()
-            expect(r.status == 202, f"{t.name}: PATCH {start}-{end} answered {r.status}: {body[:200]!r}")
-            expect(r.headers.get("Range") == f"0-{end}", f"{t.name}: PATCH answered Range {r.headers.get('Range')}, expected 0-{end}")
-            location = t.absolute(r.headers["Location"])
+        what = f"{t.name}: PATCH {start}-{end}"
+        if raw:
+            status, fields, body = await rawput.send("PATCH", location, headers, part, what)
+        else:
+            async with s.patch(location, data=_body(part), headers=headers) as r:
+                status, fields, body = r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
+        expect(status == 202, f"{what} answered {status}: {body[:200]!r}")
+        expect(fields.get("range") == f"0-{end}", f"{what} answered Range {fields.get('range')}, expected 0-{end}")
+        location = t.absolute(fields["location"])
         patches += 1
     async with s.put(_with_digest(location, digest), headers={**h, "Content-Length": "0"}) as r:
         body = await r.read()
