@@ -207,12 +207,13 @@ async def push_chunked(s, t: Target, h, repo: str, data: bytes, digest: str, chu
 
 async def read_checked(response, expected: bytes, what: str) -> int:
     """Read a body piece by piece, comparing each with the same bytes of ``expected`` as it arrives and
-    keeping nothing; fails on the first differing byte. (A bytes slice and ==, ~6 GB/s here; comparing
-    through a memoryview is ten times slower and would make the client the bottleneck.)"""
+    keeping nothing; fails on the first differing byte. (``bytes.startswith`` at an offset: one memcmp in
+    place, ~45 GB/s here; ``==`` through a memoryview is forty times slower and would make the client the
+    bottleneck.)"""
     offset = 0
     async for piece in response.content.iter_any():
         end = offset + len(piece)
-        expect(end <= len(expected) and expected[offset:end] == piece, f"{what}: body differs from the pushed bytes at offset {offset}")
+        expect(end <= len(expected) and expected.startswith(piece, offset), f"{what}: body differs from the pushed bytes at offset {offset}")
         offset = end
     expect(offset == len(expected), f"{what}: body has {offset} bytes, expected {len(expected)}")
     return offset
