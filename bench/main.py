@@ -984,9 +984,12 @@ def notes(results: Results, sizes: Sizes) -> None:
         "Durability differs: Dockyard fsyncs each blob and its directory before linking it; Distribution 2.8's "
         "filesystem driver does not fsync.",
         "The client is aiohttp (ClientSession, a TCPConnector limit equal to the concurrency) on uvloop, in one "
-        "process on the same 2 cores as the server. Its own ceilings are measured too: the same push and pull calls "
-        "against a bare sendfile/sink HTTP server, and requests against the trivial aiohttp handler. A figure near a "
-        "client ceiling says more about the client than about the server.",
+        "process on the same 2 cores as the server, except for the big blobs' bodies: the 256 MiB pulls are read by a "
+        "bare HTTP/1.1 GET (`bench/rawget.py`) and the 256 MiB pushes sent by a bare HTTP/1.1 request "
+        "(`bench/rawput.py`, from the blob's buffer, one connection per request), because aiohttp's reader and writer "
+        "cost more CPU than the servers' own work on those bytes. Its own ceilings are measured too: the same push and "
+        "pull calls against a bare sendfile/sink HTTP server, and requests against the trivial aiohttp handler. A "
+        "figure near a client ceiling says more about the client than about the server.",
         "Listings (tags/list and `_catalog`, whole, walked with n=100, and the single-page latencies at 1,000 and "
         "100,000) are timed through a bare HTTP/1.1 keep-alive client instead (`bench/http1.py`: asyncio streams, "
         "`Content-Length` or chunked bodies), because aiohttp's ~1 ms per request was more than Dockyard's whole "
@@ -997,7 +1000,7 @@ def notes(results: Results, sizes: Sizes) -> None:
         "before. The client's floor rows are the same JSON from the bare server, fetched with the same client and "
         "policy.",
         "Every answer is checked: statuses, `Docker-Content-Digest`, `Content-Length`, `Range` after each PATCH, "
-        "pulled bytes compared with the pushed ones as they arrive (bytes ==, ~6 GB/s), listing contents and counts.",
+        "pulled bytes compared with the pushed ones as they arrive (`bytes.startswith` at the offset: a memcmp in place), listing contents and counts.",
         f"Repetitions: {sizes.reps} for each throughput and rate scenario, alternating which server goes first; "
         f"request rates over {sizes.rate_seconds:.0f} s windows after 0.5 s warm-up; tag and repository creation once; "
         f"whole listings and walks {max(5, sizes.reps)} times each, alternating; "
