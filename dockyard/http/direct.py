@@ -45,7 +45,7 @@ def rest_to_take(request: web.Request, length: int | None) -> int:
     transport = request.transport
     if transport is None or transport.is_closing() or transport.get_extra_info("sslcontext") is not None:
         return 0
-    if transport.get_extra_info("socket") is None or not hasattr(transport, "pause_reading"):
+    if transport.get_extra_info("socket") is None:
         return 0
     content = request.content
     if content.is_eof() or content.exception() is not None:
@@ -61,10 +61,10 @@ async def take(request: web.Request, rest: int) -> AsyncIterator[bytes | bytearr
     buffered = content.read_nowait(-1)  # may resume the transport's reading: paused right below
     transport.pause_reading()  # nothing runs in between, so no byte can reach the parser now
     request[TAKEN] = True
-    loop = asyncio.get_running_loop()
-    reader = _Reader(loop, transport.get_extra_info("socket").fileno(), rest)
-    reader.start()  # reads ahead while the buffered bytes are taken care of
+    reader = None
     try:
+        reader = _Reader(asyncio.get_running_loop(), transport.get_extra_info("socket").fileno(), rest)
+        reader.start()  # reads ahead while the buffered bytes are taken care of
         if buffered:
             yield buffered
         while True:
@@ -76,8 +76,9 @@ async def take(request: web.Request, rest: int) -> AsyncIterator[bytes | bytearr
             reader.slots.release()
             yield item
     finally:
-        reader.stop.set()
-        reader.slots.release()  # a reader waiting for a slot sees the stop
+        if reader is not None:
+            reader.stop.set()
+            reader.slots.release()  # a reader waiting for a slot sees the stop
         # No lingering read of the rest: the parser's body is over as far as aiohttp knows.
         content.feed_eof()  # this resumes the transport's reading; the connection is closing, so pause it
         if not transport.is_closing():

@@ -56,6 +56,9 @@ async def stream_body(body: AsyncIterator[bytes], writer, hasher, length: int | 
         hashing.cancel()
         writing.cancel()  # the writer closes its file only once a write under way has ended
         await writer.abort()
+        close = getattr(body, "aclose", None)
+        if close is not None:  # now, not when it is collected: whatever reads the body for it stops
+            await close()
         raise
     return written
 

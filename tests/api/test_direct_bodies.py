@@ -243,3 +243,31 @@ async def test_tls_connections_are_never_taken(aiohttp_client, services, tmp_pat
     assert response.headers.get("Connection") != "close"
     response = await client.get(f"/v2/direct/tls/blobs/{sha256(data)}", ssl=trusting)
     assert await response.read() == data
+
+
+async def test_a_store_failing_mid_body_answers_and_closes_at_once(client, monkeypatch):
+    """The writer fails at its first step: the answer comes before the body is all sent, the connection
+    closes, the reading thread stops, and nothing is stored."""
+    from dockyard.storage.filewriter import FileWriter
+
+    async def failing(self, pieces):
+        raise TimeoutError("the disk stopped answering")  # an outage: 503
+
+    monkeypatch.setattr(FileWriter, "write_pieces", failing)
+    data = _body(8 * PIECE, seed=30)
+    location = await start_upload(client, "direct/failing")
+    connection = await Connection.open(client)
+    try:
+        await connection.send(_head("PUT", with_query(location, digest=sha256(data)), len(data)) + data[:10], pause=0.1)
+        # the rest goes on being sent, as a client does; the server stops reading it
+        sending = asyncio.ensure_future(connection.send(data[10:]))
+        status, fields, body = await connection.answer()
+        assert status == 503 and b"UNAVAILABLE" in body and fields["connection"] == "close"
+        assert await asyncio.wait_for(connection.closed_by_server(), 2)
+    finally:
+        sending.cancel()
+        connection.close()
+    await asyncio.sleep(0.1)
+    assert not [t for t in __import__("threading").enumerate() if t.name == "dockyard-body"]
+    monkeypatch.undo()
+    assert (await client.head(f"/v2/direct/failing/blobs/{sha256(data)}")).status == 404
