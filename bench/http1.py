@@ -105,7 +105,7 @@ class Connection:
                 self.close()
                 raise
         try:
-            status, fields, keep = _parse_head(head)
+            status, fields, keep = parse_head(head)
             if status in (204, 304):
                 body = b""
             elif "transfer-encoding" in fields:
@@ -133,7 +133,7 @@ class Connection:
         return status, fields, body
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
+def parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
     """(status, fields with lower-case names, whether the connection stays open) of a head ending in CRLF CRLF."""
     status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
     version, _, rest = status_line.partition(" ")

@@ -18,6 +18,8 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+from bench import http1
+
 PIECE = 1 << 20
 _MAX_HEAD = 64 * 1024
 
@@ -39,19 +41,10 @@ async def get(url: str, headers: dict[str, str], expected: bytes, what: str) -> 
     try:
         await loop.sock_connect(sock, (parts.hostname, parts.port or 80))
         await loop.sock_sendall(sock, ("\r\n".join(request) + "\r\n\r\n").encode("latin-1"))
+        status, fields, rest = await read_head(loop, sock, what)
+        length = int(fields["content-length"])
         buffer = bytearray(PIECE)
         view = memoryview(buffer)
-        head = bytearray()
-        while (end := head.find(b"\r\n\r\n")) < 0:
-            n = await loop.sock_recv_into(sock, view)
-            if n == 0 or len(head) > _MAX_HEAD:
-                raise RawHTTPError(f"{what}: the connection closed before the response's headers ended")
-            head += view[:n]
-        status, fields = _parse_head(bytes(head[:end]), what)
-        if "chunked" in fields.get("transfer-encoding", "").lower() or "content-length" not in fields:
-            raise RawHTTPError(f"{what}: answered without a Content-Length; this client reads only those")
-        length = int(fields["content-length"])
-        rest = bytes(head[end + 4:])
         if status != 200:
             body = bytearray(rest)
             while len(body) < length and (n := await loop.sock_recv_into(sock, view)):
@@ -74,15 +67,21 @@ async def get(url: str, headers: dict[str, str], expected: bytes, what: str) -> 
         sock.close()
 
 
-def _parse_head(head: bytes, what: str) -> tuple[int, dict[str, str]]:
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
-        raise RawHTTPError(f"{what}: not an HTTP/1.x status line: {status_line[:100]!r}")
-    fields: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise RawHTTPError(f"{what}: malformed header line {line[:100]!r}")
-        fields[name.strip().lower()] = value.strip()
-    return int(rest[:3]), fields
+async def read_head(loop, sock: socket.socket, what: str) -> tuple[int, dict[str, str], bytes]:
+    """An answer's head from ``sock``: (status, lower-cased headers, the bytes read past it). The answer must
+    have a ``Content-Length`` body: these bare requests read no other kind."""
+    head = bytearray()
+    try:
+        while (end := head.find(b"\r\n\r\n")) < 0:
+            piece = await loop.sock_recv(sock, 1 << 16)
+            if not piece or len(head) > _MAX_HEAD:
+                raise RawHTTPError(f"{what}: the connection closed before the answer's headers ended")
+            head += piece
+        status, fields, _ = http1.parse_head(bytes(head[: end + 4]))
+    except http1.HTTP1Error as error:
+        raise RawHTTPError(f"{what}: {error}") from None
+    except ConnectionResetError:
+        raise RawHTTPError(f"{what}: the connection was reset before an answer came") from None
+    if "chunked" in fields.get("transfer-encoding", "").lower() or not fields.get("content-length", "").isdigit():
+        raise RawHTTPError(f"{what}: answered without a Content-Length; this client reads only those")
+    return status, fields, bytes(head[end + 4 :])

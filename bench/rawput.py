@@ -20,9 +20,8 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
-from bench.rawget import RawHTTPError, _parse_head
-
-_MAX_HEAD = 64 * 1024
+from bench import rawget
+from bench.rawget import RawHTTPError
 
 
 async def send(method: str, url: str, headers: dict[str, str], body, what: str) -> tuple[int, dict[str, str], bytes]:
@@ -48,23 +47,15 @@ async def send(method: str, url: str, headers: dict[str, str], body, what: str) 
 
 
 async def _answer(loop, sock: socket.socket, what: str) -> tuple[int, dict[str, str], bytes]:
-    received = bytearray()
+    status, fields, answer = await rawget.read_head(loop, sock, what)
+    length = int(fields["content-length"])
+    answer = bytearray(answer)
     try:
-        while (end := received.find(b"\r\n\r\n")) < 0:
-            piece = await loop.sock_recv(sock, 65536)
-            if not piece or len(received) > _MAX_HEAD:
-                raise RawHTTPError(f"{what}: the connection closed before an answer's headers ended")
-            received += piece
-        status, fields = _parse_head(bytes(received[:end]), what)
-        if "chunked" in fields.get("transfer-encoding", "").lower():
-            raise RawHTTPError(f"{what}: answered with a chunked body; this client reads only Content-Length ones")
-        length = int(fields.get("content-length", "0"))
-        answer = bytearray(received[end + 4 :])
         while len(answer) < length:
             piece = await loop.sock_recv(sock, 65536)
             if not piece:
                 raise RawHTTPError(f"{what}: the answer's body ended after {len(answer)} of {length} bytes")
             answer += piece
     except ConnectionResetError:
-        raise RawHTTPError(f"{what}: the connection was reset before an answer came") from None
+        raise RawHTTPError(f"{what}: the connection was reset before the answer's body ended") from None
     return status, fields, bytes(answer[:length])
